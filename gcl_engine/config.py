@@ -1,0 +1,205 @@
+"""Frozen dataclass configs with ``validate()`` and JSON round trips.
+
+Every design choice of GCL_SPEC.md that is ours (not the paper's) is a field here with its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gcl_engine.errors import ConfigError
+
+T = TypeVar("T")
+
+METHODS = ("random", "simclr", "naive_sum", "gcl_no_filter", "gcl_no_mitigator", "gcl")
+BUILTIN_META_LABELS = ("subject", "position", "phase", "series")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How volumes become fixed-size normalised 2D slices (shared by pre-training, fine-tuning, inference)."""
+
+    size: int = 128  # in-plane size after resampling (128 on CPU, 224 on GPU)
+    axis: int = 0  # numpy axis of the SimpleITK array to slice along (0 = ITK index k)
+    ct_window: tuple[float, float] = (-250.0, 350.0)
+    mr_percentiles: tuple[float, float] = (0.5, 99.5)
+
+    def validate(self) -> None:
+        _check(16 <= self.size <= 1024 and self.size % 16 == 0, f"size must be a multiple of 16 in [16, 1024], got {self.size}")
+        _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
+        _check(self.ct_window[0] < self.ct_window[1], f"ct_window must be (low, high), got {self.ct_window}")
+        lo, hi = self.mr_percentiles
+        _check(0 <= lo < hi <= 100, f"mr_percentiles must be 0 <= low < high <= 100, got {self.mr_percentiles}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """2D U-Net with GroupNorm; channels base * 2**level for ``levels`` levels."""
+
+    in_channels: int = 1
+    base_channels: int = 16  # 16 on CPU, 32 on GPU
+    levels: int = 5
+    groups: int = 8  # GroupNorm groups (clipped to the channel count)
+    image_proj_hidden: int = 256
+    image_proj_dim: int = 128
+    pixel_proj_hidden: int = 128
+    pixel_proj_dim: int = 64
+
+    def validate(self) -> None:
+        _check(self.in_channels >= 1, "in_channels must be >= 1")
+        _check(self.base_channels >= 4, f"base_channels must be >= 4, got {self.base_channels}")
+        _check(2 <= self.levels <= 7, f"levels must be in [2, 7], got {self.levels}")
+
+    @property
+    def encoder_channels(self) -> int:
+        return self.base_channels * 2 ** (self.levels - 1)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    folder: str = ""
+    out: str = ""
+    cache: str | None = None
+    method: str = "gcl"  # one of METHODS or "single:<meta label>"
+    meta_labels: tuple[str, ...] = ("subject", "position", "phase", "series")  # used where usable
+    meta_csv: str | None = None  # sidecar CSV keyed by file name (extra meta labels, one per column)
+    position_partitions: int = 4
+    position_within: str = "series"  # position bins compared "global"ly or only "series"-wise
+    steps: int = 300
+    volumes_per_batch: int = 4  # V
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    optimizer: str = "adamw"  # "adamw" | "radam"
+    temperature_image: float = 0.07
+    temperature_pixel: float = 0.1
+    lambda_pixel: float = 1.0
+    mitigator: str = "fast"  # "fast" | "exact"
+    gradient_filter: str = "A"  # "A" (image saliency) | "B" (pair gradients) | "none"
+    filter_ratio: float = 0.25  # rho for variant A
+    filter_top_k: int = 32  # pairs kept per anchor for variant B
+    pixel_positive: str = "location"  # "location" (same aligned location) | "slice" (any pixel of the slice)
+    augment_strength: float = 1.0
+    checkpoint_every: int = 50
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA only
+    seed: int = 0
+    threads: int | None = None
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self) -> None:
+        m = self.method
+        _check(m in METHODS or (m.startswith("single:") and len(m) > 7),
+               f"method must be one of {METHODS} or single:<meta label>, got {m!r}")
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.volumes_per_batch >= 1, f"volumes_per_batch must be >= 1, got {self.volumes_per_batch}")
+        _check(self.position_partitions >= 2, f"position_partitions must be >= 2, got {self.position_partitions}")
+        _check(self.position_within in ("global", "series"), "position_within must be 'global' or 'series'")
+        _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
+        _check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
+        _check(self.optimizer in ("adamw", "radam"), f"optimizer must be adamw or radam, got {self.optimizer!r}")
+        _check(self.temperature_image > 0 and self.temperature_pixel > 0, "temperatures must be > 0")
+        _check(self.mitigator in ("fast", "exact"), f"mitigator must be fast or exact, got {self.mitigator!r}")
+        _check(self.gradient_filter in ("A", "B", "none"), "gradient_filter must be A, B or none")
+        _check(0 < self.filter_ratio <= 1, f"filter_ratio must be in (0, 1], got {self.filter_ratio}")
+        _check(self.filter_top_k >= 1, "filter_top_k must be >= 1")
+        _check(self.pixel_positive in ("location", "slice"), "pixel_positive must be location or slice")
+        _check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
+        _check(self.lambda_pixel >= 0, "lambda_pixel must be >= 0")
+        self.preprocess.validate()
+        self.model.validate()
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    image: str = ""
+    labels: str = ""  # label volume (same grid as the image); annotated slices are taken from it
+    out: str = ""
+    pretrained: str | None = None  # pre-training checkpoint, or None for random initialisation
+    init_model: str | None = None  # a fine-tuned model to continue from (the interactive loop)
+    slices: tuple[int, ...] | None = None  # explicit annotated slices; None: every slice holding a label
+    class_names: tuple[str, ...] | None = None  # index 0 is background; None: "class 1", ...
+    steps: int = 300
+    batch_size: int = 4
+    lr_encoder: float = 3e-4
+    lr_decoder: float = 3e-3
+    weight_decay: float = 1e-4
+    class_weighted_ce: bool = True
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+    augment: bool = True
+    preview_every: int = 25
+    preview_slices: tuple[int, ...] = ()
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self) -> None:
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(0 < self.lr_encoder < 1 and 0 < self.lr_decoder < 1, "learning rates must be in (0, 1)")
+        _check(self.preview_every >= 1, "preview_every must be >= 1")
+        self.preprocess.validate()
+        self.model.validate()
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    backend: str = "auto"  # "auto" | "torch" | "onnxruntime"
+    device: str = "auto"
+    batch_size: int = 16
+    largest_component: bool = False
+
+    def validate(self) -> None:
+        _check(self.backend in ("auto", "torch", "onnxruntime"), f"unknown backend {self.backend!r}")
+        _check(self.batch_size >= 1, "batch_size must be >= 1")
+
+
+# --- JSON round trips -------------------------------------------------------------------------
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def to_json(config: Any) -> str:
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a (nested) config from a dict, turning lists back into tuples; unknown keys are an error."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        nested = _NESTED.get(name)
+        if nested is not None and isinstance(value, dict):
+            value = from_dict(nested, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def from_json(cls: type[T], text: str) -> T:
+    return from_dict(cls, json.loads(text))
+
+
+def load_json(cls: type[T], path: str | Path) -> T:
+    return from_json(cls, Path(path).read_text(encoding="utf-8"))
+
+
+_NESTED: dict[str, type] = {"preprocess": PreprocessConfig, "model": ModelConfig}

@@ -1,0 +1,1 @@
+"""Reading scans (SimpleITK), writing masks, indexing folders and caching slices."""
