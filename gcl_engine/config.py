@@ -34,7 +34,8 @@ class PreprocessConfig:
     mr_percentiles: tuple[float, float] = (0.5, 99.5)
 
     def validate(self) -> None:
-        _check(16 <= self.size <= 1024 and self.size % 16 == 0, f"size must be a multiple of 16 in [16, 1024], got {self.size}")
+        _check(16 <= self.size <= 1024 and self.size % 16 == 0,
+               f"size must be a multiple of 16 in [16, 1024], got {self.size}")
         _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
         _check(self.ct_window[0] < self.ct_window[1], f"ct_window must be (low, high), got {self.ct_window}")
         lo, hi = self.mr_percentiles

@@ -93,3 +93,17 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     n = threads or max(1, (os.cpu_count() or 1))
     torch.set_num_threads(n)
     return n
+
+
+class FileCancelToken(CancelToken):
+    """Cancelled when a file appears: how a GUI asks a child process to stop, on every platform."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    @property
+    def cancelled(self) -> bool:
+        if not super().cancelled and os.path.exists(self.path):
+            self.cancel()
+        return super().cancelled

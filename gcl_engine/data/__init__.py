@@ -1,0 +1,1 @@
+"""Slices, meta labels, sampling and augmentation for pre-training and fine-tuning."""

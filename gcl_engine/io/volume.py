@@ -42,6 +42,7 @@ class VolumeMeta:
     time_index: int | None = None  # 4D index or cardiac phase
     n_time_points: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    slice_phase: tuple[int, ...] | None = None  # phase per slice along axis 0 (multi-frame cine), else None
 
 
 @dataclass

@@ -1,0 +1,82 @@
+"""The engine's public facade: every GUI action and CLI command is one call here.
+
+The app imports only this module (and the config / event types it re-exports), never torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from gcl_engine import __version__
+from gcl_engine.config import (
+    METHODS,
+    FinetuneConfig,
+    ModelConfig,
+    PredictConfig,
+    PreprocessConfig,
+    PretrainConfig,
+    from_dict,
+    from_json,
+    load_json,
+    to_dict,
+    to_json,
+)
+from gcl_engine.data.scan import ScanResult, VolumeRecord
+from gcl_engine.data.scan import scan_folder as _scan_folder
+from gcl_engine.errors import Cancelled, CheckpointError, ConfigError, GCLError, InputError, OutputError
+from gcl_engine.events import (
+    CheckpointSaved,
+    Event,
+    EventSink,
+    Finished,
+    Log,
+    Metric,
+    Preview,
+    Progress,
+    event_from_json,
+)
+from gcl_engine.export.onnx import OnnxExportReport, export_onnx
+from gcl_engine.inference.segmenter import Prediction, Segmenter
+from gcl_engine.io.readers import load_volume
+from gcl_engine.io.sample_data import sample_data_dir, sample_paths
+from gcl_engine.io.volume import Geometry, Volume, VolumeMeta
+from gcl_engine.io.writers import export_nifti
+from gcl_engine.runtime import CancelToken, DeviceInfo, FileCancelToken, describe_devices
+from gcl_engine.training.finetune import FinetuneResult, finetune
+from gcl_engine.training.pretrain import PretrainResult, pretrain, read_metrics
+
+__all__ = [
+    "METHODS", "Cancelled", "CancelToken", "CheckpointError", "CheckpointSaved", "ConfigError", "DeviceInfo",
+    "Event", "EventSink", "FileCancelToken", "FinetuneConfig", "FinetuneResult", "Finished", "GCLError",
+    "Geometry", "InputError", "Log", "Metric", "ModelConfig", "OnnxExportReport", "OutputError", "Prediction",
+    "PredictConfig", "PreprocessConfig", "PretrainConfig", "PretrainResult", "Preview", "Progress",
+    "ScanResult", "Segmenter", "Volume", "VolumeMeta", "VolumeRecord", "__version__", "describe_devices",
+    "event_from_json", "export_nifti", "export_onnx", "finetune", "from_dict", "from_json", "job_command",
+    "load_json", "load_volume", "pretrain", "read_metrics", "sample_data_dir", "sample_paths", "scan_folder",
+    "to_dict", "to_json",
+]
+
+
+def scan_folder(path: str | Path, cache: str | Path | None = None, preprocess: PreprocessConfig | None = None,
+                n_partitions: int = 4, on_event: EventSink | None = None,
+                cancel: CancelToken | None = None) -> ScanResult:
+    """Index a scan folder (volumes, skipped files and why, meta labels); with ``cache``, cache slices."""
+    return _scan_folder(path, cache, preprocess, n_partitions, on_event, cancel)
+
+
+def job_command(kind: str, config_path: str | Path, cancel_file: str | Path | None = None,
+                resume: bool = False) -> list[str]:
+    """argv of the child process that runs a long job (the CLI, with JSON events on stdout).
+
+    ``kind`` is "pretrain" or "finetune"; the GUI starts this, reads one event per line with
+    :func:`event_from_json`, and asks for a stop by creating ``cancel_file``.
+    """
+    if kind not in ("pretrain", "finetune"):
+        raise ConfigError(f"unknown job kind {kind!r}")
+    argv = [sys.executable, "-m", "gcl_engine.cli", kind, "--config", str(config_path), "--events", "json"]
+    if cancel_file is not None:
+        argv += ["--cancel-file", str(cancel_file)]
+    if resume:
+        argv.append("--resume")
+    return argv

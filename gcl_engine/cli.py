@@ -1,0 +1,205 @@
+"""``gcl``: every engine capability as a console command (the GUI's child processes run these too)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+
+from gcl_engine import api
+from gcl_engine.cli_output import TerminalReporter
+
+AXES = {"k": 0, "j": 1, "i": 2}
+
+
+def _add_job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="JSON config file (command-line options override its fields)")
+    p.add_argument("--events", choices=["text", "json"], default="text", help="json: one event per line on stdout")
+    p.add_argument("--cancel-file", help="stop cleanly (checkpoint saved) when this file appears")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gcl", description="GCL Studio engine")
+    parser.add_argument("--version", action="version", version=f"gcl-studio {api.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scan", help="list the volumes of a folder, the files skipped and the meta labels")
+    s.add_argument("folder")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--cache", help="also cache normalised slices here")
+    s.add_argument("--size", type=int, default=128)
+    p = sub.add_parser("pretrain", help="GCL pre-training on a folder of unlabeled scans")
+    p.add_argument("folder", nargs="?")
+    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl)")
+    p.add_argument("--method", help=f"one of {', '.join(api.METHODS)} or single:<meta label>")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--cache")
+    p.add_argument("--size", type=int)
+    p.add_argument("--base-channels", type=int)
+    p.add_argument("--volumes-per-batch", type=int)
+    p.add_argument("--mitigator", choices=["fast", "exact"])
+    p.add_argument("--filter", dest="gradient_filter", choices=["A", "B", "none"])
+    p.add_argument("--meta-labels", help="comma-separated subset of subject,position,phase,series")
+    p.add_argument("--meta-csv", help="CSV sidecar: a 'file' column plus one column per extra meta label")
+    p.add_argument("--checkpoint-every", type=int)
+    _add_job_options(p)
+    f = sub.add_parser("finetune", help="fine-tune on a few annotated slices")
+    f.add_argument("--image")
+    f.add_argument("--labels", help="label volume on the image's grid; annotated slices are those holding labels")
+    f.add_argument("--slices", help="explicit annotated slice indices, e.g. 3,17,40")
+    f.add_argument("--axis", choices=list(AXES), help="slicing axis in ITK index terms (default k)")
+    f.add_argument("--pretrained", help="pre-training checkpoint (none: from scratch)")
+    f.add_argument("--init-model", help="continue from this fine-tuned model")
+    f.add_argument("--class-names", help="comma-separated, background first")
+    f.add_argument("--out", help="model file (.pt)")
+    f.add_argument("--preview-slices", help="emit Preview events for these slices")
+    _add_job_options(f)
+    r = sub.add_parser("predict", help="segment a volume or a folder, write NIfTI masks")
+    r.add_argument("--model", required=True, help="fine-tuned .pt or exported .onnx")
+    r.add_argument("--image", required=True, help="a scan file, a DICOM folder or a folder of scans")
+    r.add_argument("--out", required=True, help="output mask file (one image) or folder (a folder of scans)")
+    r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--largest-component", action="store_true")
+    e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
+    e.add_argument("--model", required=True)
+    e.add_argument("--out", required=True)
+    return parser
+
+
+def _overrides(args: argparse.Namespace, names: list[str]) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _csv_ints(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(int(t) for t in text.split(",") if t.strip())
+
+
+def pretrain_config(args: argparse.Namespace) -> api.PretrainConfig:
+    cfg = api.load_json(api.PretrainConfig, args.config) if args.config else api.PretrainConfig()
+    fields = _overrides(args, ["out", "method", "cache", "volumes_per_batch", "mitigator", "gradient_filter",
+                               "meta_csv", "checkpoint_every", "device", "steps", "seed", "threads"])
+    if args.folder:
+        fields["folder"] = args.folder
+    if args.meta_labels:
+        fields["meta_labels"] = tuple(m.strip() for m in args.meta_labels.split(","))
+    if args.size:
+        fields["preprocess"] = dataclasses.replace(cfg.preprocess, size=args.size)
+    if args.base_channels:
+        fields["model"] = dataclasses.replace(cfg.model, base_channels=args.base_channels)
+    cfg = dataclasses.replace(cfg, **fields)
+    if not cfg.folder or not cfg.out:
+        raise api.ConfigError("pretrain needs a scan FOLDER and --out RUN")
+    return cfg
+
+
+def finetune_config(args: argparse.Namespace) -> api.FinetuneConfig:
+    cfg = api.load_json(api.FinetuneConfig, args.config) if args.config else api.FinetuneConfig()
+    fields = _overrides(args, ["image", "labels", "pretrained", "init_model", "out", "device", "steps", "seed",
+                               "threads"])
+    if args.slices:
+        fields["slices"] = _csv_ints(args.slices)
+    if args.preview_slices:
+        fields["preview_slices"] = _csv_ints(args.preview_slices)
+    if args.class_names:
+        fields["class_names"] = tuple(n.strip() for n in args.class_names.split(","))
+    if args.axis:
+        fields["preprocess"] = dataclasses.replace(cfg.preprocess, axis=AXES[args.axis])
+    cfg = dataclasses.replace(cfg, **fields)
+    if not cfg.image or not cfg.labels or not cfg.out:
+        raise api.ConfigError("finetune needs --image, --labels and --out")
+    return cfg
+
+
+def _cancel_token(args: argparse.Namespace) -> api.CancelToken:
+    token = api.FileCancelToken(args.cancel_file) if getattr(args, "cancel_file", None) else api.CancelToken()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: token.cancel())
+    return token
+
+
+def _sink(args: argparse.Namespace):
+    if getattr(args, "events", "text") == "json":
+        def emit_json(event: api.Event) -> None:
+            sys.stdout.write(event.to_json() + "\n")
+            sys.stdout.flush()
+        return emit_json
+    return TerminalReporter()
+
+
+def run_scan(args) -> int:
+    pre = api.PreprocessConfig(size=args.size)
+    result = api.scan_folder(args.folder, cache=args.cache, preprocess=pre,
+                             on_event=None if args.json else TerminalReporter())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        from gcl_engine.cli_output import print_scan
+
+        print_scan(result)
+    return 0 if result.volumes else 1
+
+
+def run_pretrain(args) -> int:
+    cfg = pretrain_config(args)
+    result = api.pretrain(cfg, on_event=_sink(args), cancel=_cancel_token(args), resume=args.resume)
+    if args.events != "json":
+        print(f"{result.status}: {result.steps_done} steps, checkpoint {result.checkpoint}")
+    return 0
+
+
+def run_finetune(args) -> int:
+    cfg = finetune_config(args)
+    result = api.finetune(cfg, on_event=_sink(args), cancel=_cancel_token(args))
+    if args.events != "json":
+        print(f"{result.status}: {result.steps_done} steps on slices {result.annotated_slices}, "
+              f"model {result.model_path}")
+    return 0
+
+
+def run_predict(args) -> int:
+    from gcl_engine.cli_output import predict_paths
+
+    seg = api.Segmenter.load(args.model, api.PredictConfig(backend=args.backend, device=args.device,
+                                                           largest_component=args.largest_component))
+    for image, out in predict_paths(Path(args.image), Path(args.out)):
+        vol = api.load_volume(image)
+        pred = seg.predict(vol)
+        written = api.export_nifti(pred.labels, vol, out, label_names=pred.class_names)
+        print(f"{image} -> {written} ({seg.backend_name})")
+    return 0
+
+
+def run_export(args) -> int:
+    report = api.export_onnx(args.model, args.out)
+    print(f"wrote {report.path} (opset {report.opset}); largest |torch - onnxruntime| logit difference "
+          f"{report.max_abs_diff:.2e} on {', '.join(report.providers)}")
+    return 0
+
+
+COMMANDS = {"scan": run_scan, "pretrain": run_pretrain, "finetune": run_finetune, "predict": run_predict,
+            "export-onnx": run_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except api.GCLError as exc:
+        if getattr(args, "events", "text") == "json":
+            print(api.Log("error", str(exc)).to_json(), flush=True)
+        print(f"gcl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gcl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

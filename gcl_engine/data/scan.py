@@ -1,0 +1,131 @@
+"""Scan a folder: discover volumes, read each once, cache its normalised slices, derive meta labels.
+
+Reads one volume at a time and keeps only its memory map, so memory stays bounded for any folder size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gcl_engine.config import PreprocessConfig
+from gcl_engine.data.meta_labels import MetaLabelSummary, MetaLabelTable, SliceRecord, build_table
+from gcl_engine.data.preprocessing import prepare_volume_slices
+from gcl_engine.data.slice_cache import SliceCache, source_fingerprint
+from gcl_engine.errors import Cancelled, InputError
+from gcl_engine.events import EventSink, Log, Progress, emit
+from gcl_engine.io.folder_index import SkippedFile, VolumeSource, discover
+from gcl_engine.io.readers import load_volumes
+from gcl_engine.runtime import CancelToken
+
+
+@dataclass
+class VolumeRecord:
+    """One usable volume of the folder (identifier-free: the subject is a salted hash)."""
+
+    volume_id: str
+    source: str
+    modality: str
+    series: str
+    shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    subject_hash: str
+    n_time_points: int = 1
+    time_index: int | None = None
+    slice_phase: tuple[int, ...] | None = None
+    n_slices: int = 0
+    cache_key: str | None = None
+
+
+@dataclass
+class ScanResult:
+    folder: str
+    volumes: list[VolumeRecord] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    meta_labels: dict[str, MetaLabelSummary] = field(default_factory=dict)
+    cache: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "folder": self.folder,
+            "cache": self.cache,
+            "seconds": round(self.seconds, 3),
+            "volumes": [asdict(v) for v in self.volumes],
+            "skipped": [asdict(s) for s in self.skipped],
+            "meta_labels": {k: asdict(v) for k, v in self.meta_labels.items()},
+        }
+
+    def slice_records(self) -> list[SliceRecord]:
+        return [
+            SliceRecord(v.volume_id, Path(v.source).name, v.n_slices, v.subject_hash,
+                        f"{v.modality}|{v.series}", v.time_index, v.slice_phase)
+            for v in self.volumes
+        ]
+
+    def table(self, n_partitions: int = 4, position_within: str = "series",
+              sidecar: dict | None = None) -> MetaLabelTable:
+        return build_table(self.slice_records(), n_partitions, position_within, sidecar)
+
+
+def scan_folder(
+    folder: str | Path,
+    cache: str | Path | None = None,
+    preprocess: PreprocessConfig | None = None,
+    n_partitions: int = 4,
+    on_event: EventSink | None = None,
+    cancel: CancelToken | None = None,
+) -> ScanResult:
+    """Index ``folder``; with ``cache``, also store every volume's slices for training."""
+    t0 = time.perf_counter()
+    cfg = preprocess or PreprocessConfig()
+    sources, skipped = discover(folder, on_event=on_event, cancel=cancel)
+    store = SliceCache(cache) if cache is not None else None
+    result = ScanResult(str(folder), skipped=list(skipped), cache=str(cache) if cache else None)
+    for i, src in enumerate(sources):
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("scan cancelled")
+        emit(on_event, Progress("scan", i, len(sources), f"reading {Path(src.path).name}"))
+        try:
+            result.volumes.extend(_scan_source(src, cfg, store))
+        except InputError as exc:
+            result.skipped.append(SkippedFile(src.path, exc.reason))
+            emit(on_event, Log("warning", f"skipped {src.path}: {exc.reason}"))
+    emit(on_event, Progress("scan", len(sources), len(sources), "done"))
+    result.meta_labels = result.table(n_partitions).summaries() if result.volumes else {}
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _scan_source(src: VolumeSource, cfg: PreprocessConfig, store: SliceCache | None) -> list[VolumeRecord]:
+    files = list(src.files) or [src.path]
+    fingerprint = source_fingerprint(files) if store is not None else ""
+    records = []
+    for vol in load_volumes(src):
+        if vol.array.ndim != 3:
+            raise InputError(src.path, f"expected a 3D volume, got {vol.array.ndim} dimensions")
+        if min(vol.array.shape) < 1:
+            raise InputError(src.path, f"empty volume of shape {vol.array.shape}")
+        m = vol.meta
+        rec = VolumeRecord(
+            m.volume_id, m.source, m.modality, m.series, tuple(int(s) for s in vol.array.shape),
+            tuple(float(s) for s in vol.geometry.spacing), m.subject_hash, m.n_time_points, m.time_index,
+            getattr(m, "slice_phase", None), int(vol.array.shape[cfg.axis]),
+        )
+        if store is not None:
+            rec.cache_key = _cache_volume(store, fingerprint, vol, cfg)
+        records.append(rec)
+    return records
+
+
+def _cache_volume(store: SliceCache, fingerprint: str, vol, cfg: PreprocessConfig) -> str:
+    key = SliceCache.key(fingerprint, vol.meta.volume_id, cfg)
+    if store.get(key) is None:
+        slices = prepare_volume_slices(vol.array, vol.meta.modality, cfg).numpy()
+        if not np.isfinite(slices).all():
+            raise InputError(vol.meta.source, "non-finite values after normalisation")
+        store.put(key, slices)
+    return key

@@ -1,0 +1,138 @@
+"""Whole-volume prediction with a fine-tuned model, by torch or onnxruntime, back in the source geometry.
+
+The model file carries its preprocessing, so a volume is normalised and resampled exactly as in training;
+probabilities are resampled back to the source in-plane grid before the argmax.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json
+from gcl_engine.data.preprocessing import prepare_volume_slices, resize_back
+from gcl_engine.errors import Cancelled, CheckpointError, InputError
+from gcl_engine.events import EventSink, Progress, emit
+from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
+from gcl_engine.io.volume import Geometry, Volume
+from gcl_engine.runtime import CancelToken, is_cancelled, select_device
+from gcl_engine.training.checkpoint import load_checkpoint
+
+SEGMENTER_FORMAT = "gcl-segmenter"
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray  # same shape and axis order as the source volume's array
+    class_names: list[str]
+    geometry: Geometry
+    probabilities: np.ndarray | None = None  # (K, *shape) float16 when asked for
+
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        self.model, self.device = model.to(device).eval(), device
+
+    @torch.no_grad()
+    def logits(self, batch: np.ndarray) -> torch.Tensor:
+        return self.model(torch.from_numpy(batch).to(self.device)).float().cpu()
+
+
+class _OnnxBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, device: str):
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise InputError(path, f"not a loadable ONNX model ({str(exc).splitlines()[0][:120]})") from exc
+        self.input_name = self.session.get_inputs()[0].name
+        self.providers = self.session.get_providers()
+
+    def logits(self, batch: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0])
+
+
+class Segmenter:
+    """``Segmenter.load(path)`` then ``predict(volume)``; path is a fine-tuned ``.pt`` or an exported ``.onnx``."""
+
+    def __init__(self, backend, class_names: list[str], preprocess: PreprocessConfig, config: PredictConfig):
+        self.backend, self.class_names, self.preprocess, self.config = backend, class_names, preprocess, config
+
+    @classmethod
+    def load(cls, path: str | Path, config: PredictConfig | None = None) -> Segmenter:
+        cfg = config or PredictConfig()
+        cfg.validate()
+        p = Path(path)
+        if p.suffix == ".onnx":
+            return cls._load_onnx(p, cfg)
+        state = load_checkpoint(p, SEGMENTER_FORMAT)
+        model = model_from_state(state)
+        pre = from_json(PreprocessConfig, state["preprocess_json"])
+        if cfg.backend == "onnxruntime":
+            raise InputError(p, "the onnxruntime backend needs an .onnx file: export the model first")
+        return cls(_TorchBackend(model, select_device(cfg.device)), list(state["class_names"]), pre, cfg)
+
+    @classmethod
+    def _load_onnx(cls, path: Path, cfg: PredictConfig) -> Segmenter:
+        if cfg.backend == "torch":
+            raise InputError(path, "the torch backend needs a .pt model file")
+        backend = _OnnxBackend(path, cfg.device)
+        meta = backend.session.get_modelmeta().custom_metadata_map
+        if "gcl_preprocess" not in meta:
+            raise InputError(path, "an ONNX model not exported by GCL Studio (no preprocessing metadata)")
+        pre = from_json(PreprocessConfig, meta["gcl_preprocess"])
+        shape = backend.session.get_inputs()[0].shape
+        if len(shape) != 4 or shape[1] not in (1, "channels"):
+            raise InputError(path, f"unexpected model input shape {shape}: expected (batch, 1, H, W)")
+        return cls(backend, json.loads(meta["gcl_class_names"]), pre, cfg)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def predict(self, volume: Volume, on_event: EventSink | None = None, cancel: CancelToken | None = None,
+                keep_probabilities: bool = False) -> Prediction:
+        axis = self.preprocess.axis
+        if volume.array.ndim != 3:
+            raise InputError(volume.meta.source, f"expected a 3D volume, got shape {volume.array.shape}")
+        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess).numpy()
+        in_plane = tuple(np.moveaxis(volume.array, axis, 0).shape[1:])
+        n, bs = slices.shape[0], self.config.batch_size
+        probs = []
+        for i in range(0, n, bs):
+            if is_cancelled(cancel):
+                raise Cancelled("prediction cancelled")
+            logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
+            probs.append(resize_back(torch.softmax(logits, 1), in_plane))
+            emit(on_event, Progress("predict", min(i + bs, n), n))
+        prob = torch.cat(probs)  # (n, K, H, W)
+        labels = np.moveaxis(prob.argmax(1).numpy(), 0, axis)
+        labels = labels.astype(smallest_label_dtype(len(self.class_names) - 1))
+        if self.config.largest_component:
+            labels = keep_largest_component(labels)
+        kept = np.moveaxis(prob.numpy().astype(np.float16), 0, axis + 1) if keep_probabilities else None
+        return Prediction(labels, self.class_names, volume.geometry, kept)
+
+
+def model_from_state(state: dict) -> torch.nn.Module:
+    from gcl_engine.models import build_unet
+
+    cfg = from_json(ModelConfig, state["model_config_json"])
+    model = build_unet(cfg, int(state["num_classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError("model weights do not match their stored configuration") from exc
+    return model

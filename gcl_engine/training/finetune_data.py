@@ -1,0 +1,99 @@
+"""Fine-tuning data: the annotated slices of one image, checked against the image, and their augmentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from monai.transforms import Compose, Rand2DElasticd, RandAffined
+
+from gcl_engine.config import FinetuneConfig
+from gcl_engine.data.augment import IntensityAugment
+from gcl_engine.data.preprocessing import prepare_label_slices, prepare_volume_slices, slices_along
+from gcl_engine.errors import InputError
+from gcl_engine.io.readers import load_volume
+from gcl_engine.io.volume import Volume
+
+
+@dataclass
+class AnnotatedSlices:
+    image: Volume
+    slices: torch.Tensor  # (n, S, S) every slice of the image, normalised
+    labels: torch.Tensor  # (n, S, S) long, resampled label maps
+    annotated: list[int]  # slice indices the loss may see
+    class_names: list[str]
+    in_plane_shape: tuple[int, int]
+
+
+def check_label_volume(image: Volume, labels: Volume, label_path: str) -> np.ndarray:
+    if labels.array.shape != image.array.shape:
+        raise InputError(label_path, f"label shape {labels.array.shape} does not match image shape {image.array.shape}")
+    if not image.geometry.allclose(labels.geometry, tol=1e-3):
+        raise InputError(label_path, "label geometry (spacing, origin or direction) differs from the image's")
+    arr = labels.array
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise InputError(label_path, "label values must be whole numbers")
+        arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise InputError(label_path, f"negative label value {int(arr.min())}")
+    return arr.astype(np.int64)
+
+
+def load_annotated(cfg: FinetuneConfig, labels_array: np.ndarray | None = None) -> AnnotatedSlices:
+    image = load_volume(cfg.image)
+    if labels_array is None:
+        labels_array = check_label_volume(image, load_volume(cfg.labels), cfg.labels)
+    axis = cfg.preprocess.axis
+    per_slice = slices_along(labels_array, axis)
+    n = per_slice.shape[0]
+    if cfg.slices is not None:
+        bad = [s for s in cfg.slices if not 0 <= s < n]
+        if bad:
+            raise InputError(cfg.labels, f"slice indices {bad} outside 0..{n - 1} along axis {axis}")
+        annotated = sorted(set(cfg.slices))
+    else:
+        annotated = [i for i in range(n) if per_slice[i].any()]
+    if not annotated:
+        raise InputError(cfg.labels, "no annotated slice: paint at least one slice (or list it with --slices)")
+    names = _class_names(cfg, int(labels_array.max()), cfg.labels)
+    return AnnotatedSlices(
+        image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess),
+        prepare_label_slices(labels_array, cfg.preprocess), annotated, names, tuple(per_slice.shape[1:]),
+    )
+
+
+def _class_names(cfg: FinetuneConfig, max_label: int, label_path: str) -> list[str]:
+    if cfg.class_names is None:
+        return ["background"] + [f"class {i}" for i in range(1, max(max_label, 1) + 1)]
+    names = list(cfg.class_names)
+    if max_label >= len(names):
+        raise InputError(label_path, f"class {max_label} is present in the labels but absent from the class "
+                                     f"list ({len(names)} names, background included)")
+    return names
+
+
+class SegmentationAugment:
+    """MONAI spatial transforms on image and label together (no flips: many classes are left/right)."""
+
+    def __init__(self, size: int):
+        self.spatial = Compose([
+            RandAffined(keys=("image", "label"), prob=0.8, rotate_range=0.26, scale_range=0.15,
+                        translate_range=size * 0.05, mode=("bilinear", "nearest"), padding_mode="border"),
+            Rand2DElasticd(keys=("image", "label"), prob=0.3, spacing=(size // 4, size // 4),
+                           magnitude_range=(1.0, 3.0), mode=("bilinear", "nearest"), padding_mode="border"),
+        ])
+        self.intensity = IntensityAugment()
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, S, S) float and long -> augmented (b, 1, S, S) and (b, S, S)."""
+        xs, ys = [], []
+        for i in range(images.shape[0]):
+            self.spatial.set_random_state(seed=(seed * 7919 + i) % 2**32)
+            out = self.spatial({"image": images[i:i + 1], "label": labels[i:i + 1].float()})
+            xs.append(torch.as_tensor(out["image"]))
+            ys.append(torch.as_tensor(out["label"])[0].round().long())
+        x = torch.stack(xs)
+        seeds = np.arange(images.shape[0]) + seed * 1009
+        return self.intensity(x, seeds), torch.stack(ys)

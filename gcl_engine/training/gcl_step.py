@@ -1,0 +1,153 @@
+"""One GCL pre-training step: image and pixel contrast per meta label, Mitigator, Filter, one backward.
+
+Shapes: the batch holds N base slices seen in two views, 2N images ordered [view 0 of all, view 1 of all].
+F (2N, C, h, w) is the encoder output. Gradients of each meta label's loss are taken with respect to a
+detached copy of the (gathered) F; the Mitigator combines them (per sample: ``fast``; on the encoder's
+flattened parameter gradients: ``exact``), and the encoder receives the combined gradient in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from gcl_engine.config import PretrainConfig
+from gcl_engine.data.augment import align_to_base
+from gcl_engine.losses import pair_logit_gradient, supcon_loss
+from gcl_engine.training.distributed import DistContext, all_reduce_sum, gather_detached
+from gcl_engine.training.gradient_filter import feature_saliency, topk_location_mask, topk_pair_mask
+from gcl_engine.training.methods import MethodPlan
+from gcl_engine.training.mitigator import assign_flat_gradient, mitigate_per_sample, pcgrad
+
+
+@dataclass
+class StepInputs:
+    views: torch.Tensor  # (2N_local, 1, S, S) this rank's share of the views
+    theta: torch.Tensor  # (2N, 2, 3) every view's affine (global)
+    labels: dict[str, torch.Tensor]  # name -> (N,) long, per base slice (global)
+
+
+@dataclass
+class StepOutput:
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _branch_gradients(losses: dict[str, torch.Tensor], leaf: torch.Tensor) -> torch.Tensor:
+    """(M, *leaf.shape): gradient of each meta label's loss with respect to the detached features."""
+    grads = [torch.autograd.grad(loss, leaf, retain_graph=True, allow_unused=True)[0] for loss in losses.values()]
+    return torch.stack([torch.zeros_like(leaf) if g is None else g for g in grads])
+
+
+def _pixel_losses(net, feats_all, g_img_sum, inputs, cfg: PretrainConfig, plan: MethodPlan, metrics):
+    q = net.pixel_head(feats_all)  # (2N, D, h, w), unit norm per pixel
+    aligned, valid = align_to_base(q, inputs.theta.to(q.device))
+    aligned = torch.nn.functional.normalize(aligned, dim=1)
+    n2, d, h, w = aligned.shape
+    n = n2 // 2
+    both_valid = valid[:n] & valid[n:]  # (N, h, w)
+    if plan.gradient_filter == "A" and g_img_sum is not None:
+        sal, _ = align_to_base(feature_saliency(g_img_sum).unsqueeze(1), inputs.theta.to(q.device))
+        keep = topk_location_mask(sal[:n, 0] + sal[n:, 0], cfg.filter_ratio, both_valid)
+    else:
+        keep = both_valid
+    metrics["pixel/kept_share"] = float(keep.sum()) / float(n * h * w)
+    slice_idx, ys, xs = torch.nonzero(keep, as_tuple=True)  # selected (slice, location) cells
+    emb = torch.cat([aligned[slice_idx, :, ys, xs], aligned[slice_idx + n, :, ys, xs]])  # (2K, D)
+    location = (ys * w + xs).repeat(2)
+    slices = slice_idx.repeat(2)
+    losses = {}
+    for name in plan.image_labels:
+        y = inputs.labels[name].to(q.device)[slices]
+        key = torch.stack([y, location], 1) if cfg.pixel_positive == "location" else y.unsqueeze(1)
+        pix_labels = torch.unique(key, dim=0, return_inverse=True)[1]
+        keep_pairs = None
+        if plan.gradient_filter == "B":
+            pg = pair_logit_gradient(emb.detach(), pix_labels, cfg.temperature_pixel)
+            keep_pairs = topk_pair_mask(pg, cfg.filter_top_k)
+        losses[name] = supcon_loss(emb, pix_labels, cfg.temperature_pixel, keep_pairs=keep_pairs)
+    return losses
+
+
+def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: MethodPlan,
+             ctx: DistContext, generator: torch.Generator, autocast) -> StepOutput:
+    """Compute the losses, mitigate, and leave gradients in ``.grad`` (the caller steps the optimizer)."""
+    metrics: dict[str, float] = {}
+    with autocast():
+        feats = encoder_call(inputs.views)[-1]
+    feats = feats.float()
+    feats_all = gather_detached(feats, ctx).requires_grad_(True)
+    z = net.image_head(feats_all)
+    view_labels = {k: v.to(z.device).repeat(2) for k, v in inputs.labels.items()}
+    img_losses = {m: supcon_loss(z, view_labels[m], cfg.temperature_image) for m in plan.image_labels}
+    g_img = _branch_gradients(img_losses, feats_all)
+    metrics["embedding_std"] = float(z.detach().std(0).mean())
+    branches = {"img": (img_losses, g_img, 1.0)}
+    if plan.pixel:
+        pix_losses = _pixel_losses(net, feats_all, g_img.sum(0), inputs, cfg, plan, metrics)
+        branches["pix"] = (pix_losses, _branch_gradients(pix_losses, feats_all), cfg.lambda_pixel)
+    head_loss = sum(w * sum(losses.values()) for losses, _, w in branches.values())
+    lo = ctx.rank * feats.shape[0]
+    local = slice(lo, lo + feats.shape[0])
+    if plan.mitigate and cfg.mitigator == "exact":
+        _exact_encoder_update(net, feats, branches, local, ctx, generator, metrics)
+        head_loss.backward()
+    else:
+        combined = torch.zeros_like(feats_all)
+        for bname, (_, grads, weight) in branches.items():
+            if plan.mitigate and grads.shape[0] > 1:
+                mitigated, stats = mitigate_per_sample(grads, generator)
+                metrics[f"{bname}/conflict_rate"] = float(stats.conflict_rate)
+                _cosine_metrics(metrics, bname, stats.cosines, list(branches[bname][0]))
+            else:
+                mitigated = grads.sum(0)
+                _raw_conflicts(metrics, bname, grads, list(branches[bname][0]))
+            combined += weight * mitigated
+        surrogate = (feats * combined[local].to(feats.dtype)).sum() * ctx.world_size
+        (surrogate + head_loss).backward()
+    for bname, (losses, _, _) in branches.items():
+        for m, loss in losses.items():
+            metrics[f"{bname}/loss/{m}"] = float(loss.detach())
+    metrics["loss"] = float(head_loss.detach())
+    return StepOutput(metrics)
+
+
+def _exact_encoder_update(net, feats, branches, local, ctx, generator, metrics) -> None:
+    """PCGrad on the encoder's flattened parameter gradients: one encoder backward per meta label."""
+    params = [p for p in net.encoder.parameters() if p.requires_grad]
+    total = None
+    for bname, (losses, grads, weight) in branches.items():
+        flat = []
+        for m in range(grads.shape[0]):
+            g = torch.autograd.grad(feats, params, grad_outputs=grads[m, local].to(feats.dtype),
+                                    retain_graph=True, allow_unused=True)
+            parts = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, g, strict=True)]
+            vec = torch.cat([part.reshape(-1) for part in parts])
+            flat.append(all_reduce_sum(vec, ctx))
+        stacked = torch.stack(flat)
+        if stacked.shape[0] > 1:
+            combined, stats = pcgrad(stacked, generator)
+            metrics[f"{bname}/conflict_rate"] = float(stats.conflict_rate)
+            _cosine_metrics(metrics, bname, stats.cosines, list(losses))
+        else:
+            combined = stacked[0]
+        total = weight * combined if total is None else total + weight * combined
+    assign_flat_gradient(params, total)
+
+
+def _cosine_metrics(metrics, bname, cosines, names) -> None:
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            metrics[f"{bname}/cos/{names[i]}~{names[j]}"] = float(cosines[i, j])
+
+
+def _raw_conflicts(metrics, bname, grads, names) -> None:
+    """Conflict diagnostics for the un-mitigated methods too (cosines of the flattened feature gradients)."""
+    if grads.shape[0] < 2:
+        return
+    flat = torch.nn.functional.normalize(grads.flatten(1), dim=1)
+    cos = flat @ flat.T
+    m = len(names)
+    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+    metrics[f"{bname}/conflict_rate"] = sum(float(cos[i, j] < 0) for i, j in pairs) / len(pairs)
+    _cosine_metrics(metrics, bname, cos, names)

@@ -1,0 +1,73 @@
+"""The pre-training data: scanned folder -> cached slices + meta-label table -> augmented view batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gcl_engine.config import PretrainConfig
+from gcl_engine.data.augment import IntensityAugment, random_affines, warp
+from gcl_engine.data.meta_labels import MetaLabelTable, read_sidecar_csv
+from gcl_engine.data.samplers import PartitionSampler
+from gcl_engine.data.scan import ScanResult, scan_folder
+from gcl_engine.data.slice_cache import SliceCache
+from gcl_engine.errors import InputError
+from gcl_engine.events import EventSink
+from gcl_engine.runtime import CancelToken
+
+
+@dataclass
+class ViewBatch:
+    views: torch.Tensor  # (2N_local, 1, S, S)
+    theta: torch.Tensor  # (2N, 2, 3)
+    labels: dict[str, torch.Tensor]  # name -> (N,)
+    n_slices: int
+
+
+class PretrainData:
+    """Owns the memory maps of every volume's slices; builds the views of a step on demand."""
+
+    def __init__(self, cfg: PretrainConfig, cache_dir: str | Path, on_event: EventSink | None = None,
+                 cancel: CancelToken | None = None, scan: ScanResult | None = None):
+        self.cfg = cfg
+        self.scan = scan or scan_folder(cfg.folder, cache=cache_dir, preprocess=cfg.preprocess,
+                                        n_partitions=cfg.position_partitions, on_event=on_event, cancel=cancel)
+        if not self.scan.volumes:
+            reasons = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in self.scan.skipped[:5])
+            raise InputError(cfg.folder, "no usable volume found" + (f" ({reasons})" if reasons else ""))
+        store = SliceCache(cache_dir)
+        self.slices = [store.get(v.cache_key) for v in self.scan.volumes]
+        if any(s is None for s in self.slices):
+            raise InputError(cache_dir, "the slice cache lost files while scanning; run again")
+        sidecar = read_sidecar_csv(cfg.meta_csv) if cfg.meta_csv else None
+        self.table: MetaLabelTable = self.scan.table(cfg.position_partitions, cfg.position_within, sidecar)
+        self.sampler = PartitionSampler(self.table, cfg.volumes_per_batch, cfg.seed)
+        self.intensity = IntensityAugment(cfg.augment_strength)
+
+    def usable_labels(self) -> list[str]:
+        wanted = tuple(self.cfg.meta_labels) + tuple(n for n in self.table.labels if n.startswith("csv:"))
+        return self.table.usable(wanted)
+
+    def batch(self, step: int, rank: int, world: int, volumes_per_batch: int | None = None) -> ViewBatch:
+        rows = self.sampler.batch(step, volumes_per_batch).rows
+        n = len(rows)
+        if (2 * n) % world:
+            raise InputError(None, f"2 x {n} views cannot be split over {world} processes")
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, step, 7]).integers(2**62)))
+        theta = random_affines(2 * n, gen, self.cfg.augment_strength)
+        per = 2 * n // world
+        views = range(rank * per, (rank + 1) * per)
+        base = torch.stack([self._slice(int(rows[j % n])) for j in views]).unsqueeze(1)
+        warped = warp(base, theta[rank * per:(rank + 1) * per])
+        seeds = np.array([hash((self.cfg.seed, step, j)) for j in views], dtype=np.int64)
+        views_t = self.intensity(warped, seeds)
+        labels = {name: torch.as_tensor(col[rows]) for name, col in self.table.labels.items()}
+        labels["instance"] = torch.arange(n)
+        return ViewBatch(views_t, theta, labels, n)
+
+    def _slice(self, row: int) -> torch.Tensor:
+        v, i = int(self.table.volume[row]), int(self.table.index[row])
+        return torch.from_numpy(np.asarray(self.slices[v][i], dtype=np.float32))
