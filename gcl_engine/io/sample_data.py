@@ -1,0 +1,54 @@
+"""Where the bundled sample scans live, and the class names of their label maps.
+
+``resources/`` is a top-level folder, not a package, so ``importlib.resources`` cannot reach it.
+Lookup order: ``$GCL_STUDIO_SAMPLE_DATA``, then ``<repo>/resources/sample_data`` next to this package
+(a source checkout or an editable install). The installer bundles that folder and sets the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from gcl_engine.errors import InputError
+
+SAMPLE_DATA_ENV = "GCL_STUDIO_SAMPLE_DATA"
+
+_FILES = {
+    "ct": "example_ct_sm.nii.gz",
+    "ct_labels": "example_seg.nii.gz",
+    "mr": "example_mr_sm.nii.gz",
+    "mr_labels": "example_seg_mr.nii.gz",
+    "dicom_ct": "ct_dicom",
+    "dicom_ct_labels": "example_seg_dicom.nii.gz",
+    "oblique_dicom": "oblique_brain_dicom",
+    "cardiac_cine": "cardiac_cine/MR-MONO2-8-16x-heart.dcm",
+}
+_LABELS = {"ct_labels", "mr_labels", "dicom_ct_labels"}
+
+
+def sample_data_dir() -> Path:
+    """The sample data folder; :class:`InputError` if neither place holds it."""
+    override = os.environ.get(SAMPLE_DATA_ENV)
+    candidates = [Path(override)] if override else []
+    candidates.append(Path(__file__).resolve().parents[2] / "resources" / "sample_data")
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise InputError(candidates[0], f"sample data folder not found (set {SAMPLE_DATA_ENV})")
+
+
+def sample_paths() -> dict[str, Path]:
+    """Name -> path of each sample (a file, or a folder for DICOM series)."""
+    root = sample_data_dir()
+    return {name: root / rel for name, rel in _FILES.items()}
+
+
+def class_names(name: str) -> dict[int, str]:
+    """Index -> class name of a sample label map (``ct_labels``, ``mr_labels``, ``dicom_ct_labels``)."""
+    if name not in _LABELS:
+        raise KeyError(f"{name!r} is not a sample label map; choose from {sorted(_LABELS)}")
+    path = sample_paths()[name]
+    sidecar = path.with_name(path.name[: -len(".nii.gz")] + ".labels.json")
+    return {int(k): v for k, v in json.loads(sidecar.read_text(encoding="utf-8")).items()}
