@@ -162,7 +162,7 @@ def check_series(headers: Sequence[DicomHeader], where: str | os.PathLike) -> No
     if first.modality.upper() in NOT_SCAN_MODALITIES:
         raise InputError(where, f"DICOM {first.modality.upper()} object (annotations or a plan, not a scan)")
     if first.n_components > 1:
-        raise InputError(where, f"{first.n_components} components per pixel (RGB?): a grey-level scan is needed")
+        raise InputError(where, f"{first.n_components} components per pixel (RGB?): grey levels needed")
     if len(headers) == 1:
         if headers[0].n_frames > 1:
             return

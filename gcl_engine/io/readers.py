@@ -138,8 +138,15 @@ def read_image_info(path: str | os.PathLike) -> ImageInfo:
         pixel_type=sitk.GetPixelIDValueAsString(pixel_id),
         n_components=int(reader.GetNumberOfComponents()),
         bytes_per_component=_bytes_per_component(pixel_id),
-        io_name=reader.GetImageIO(),
+        io_name=reader.GetImageIO() or _io_name(p),
     )
+
+
+def _io_name(path: Path) -> str:
+    try:
+        return sitk.ImageFileReader.GetImageIOFromFileName(str(path))
+    except RuntimeError:
+        return ""
 
 
 def _bytes_per_component(pixel_id: int) -> int:
@@ -196,7 +203,7 @@ def _raw_inline_payload(path: Path) -> bool:
 
 def _check_gzip_nifti(path: Path, info: ImageInfo) -> None:
     """Cheap test first (gzip size trailer == header size), a full streamed check only when it disagrees."""
-    needed = _nifti_vox_offset(path) + info.n_bytes
+    needed = _nifti_layout(path)[0] + info.n_bytes
     with open(path, "rb") as fh:
         fh.seek(-4, os.SEEK_END)
         trailer = struct.unpack("<I", fh.read(4))[0]
@@ -209,9 +216,11 @@ def _check_gzip_nifti(path: Path, info: ImageInfo) -> None:
         raise InputError(path, f"truncated: the header needs {needed} bytes, the file unpacks to {total}")
 
 
-def _nifti_vox_offset(path: Path) -> int:
+def _nifti_layout(path: Path) -> tuple[int, str]:
+    """(offset of the pixel data, byte order '<' or '>') from a NIfTI-1/2 header, gzipped or not."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with gzip.open(path, "rb") as fh:
+        with opener(path, "rb") as fh:
             head = fh.read(176)
     except (OSError, EOFError, zlib.error):
         raise InputError(path, "truncated or corrupt gzip file (cannot unpack the header)") from None
@@ -220,8 +229,27 @@ def _nifti_vox_offset(path: Path) -> int:
         raise InputError(path, "not a NIfTI file (wrong header magic)")
     order = "<" if struct.unpack("<i", head[:4])[0] == size else ">"
     if size == 348:
-        return int(struct.unpack(order + "f", head[108:112])[0])
-    return int(struct.unpack(order + "q", head[168:176])[0])
+        return int(struct.unpack(order + "f", head[108:112])[0]), order
+    return int(struct.unpack(order + "q", head[168:176])[0]), order
+
+
+def count_nonfinite_nifti(path: Path, info: ImageInfo, chunk: int = 1 << 24) -> int:
+    """NaN/inf voxels counted in the file itself: ITK's NIfTI reader silently turns them into 0."""
+    offset, order = _nifti_layout(path)
+    dtype = np.dtype(f"{order}f{info.bytes_per_component}")
+    step = chunk - chunk % dtype.itemsize
+    remaining, bad = info.n_bytes, 0
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        fh.seek(offset)
+        while remaining > 0:
+            data = fh.read(min(step, remaining))
+            if not data:
+                break
+            values = np.frombuffer(data[: len(data) - len(data) % dtype.itemsize], dtype)
+            bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+            remaining -= len(data)
+    return bad
 
 
 def _gunzipped_size(path: Path, chunk: int = 1 << 20) -> int | None:
@@ -293,6 +321,8 @@ def _load_image_file(path: Path) -> list[Volume]:
         return [_dicom_volume([str(path)], path)]
     check_loadable(info)
     check_complete(info)
+    if "float" in info.pixel_type and path.name.lower().endswith((".nii", ".nii.gz")):
+        _raise_if_nonfinite(count_nonfinite_nifti(path, info), path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -340,9 +370,11 @@ def _dicom_volume(files: list[str], where: Path) -> Volume:
 
 
 def _check_finite(array: np.ndarray, path: Path) -> None:
-    if array.dtype.kind != "f":
-        return
-    n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if array.dtype.kind == "f":
+        _raise_if_nonfinite(int(array.size - np.count_nonzero(np.isfinite(array))), path)
+
+
+def _raise_if_nonfinite(n_bad: int, path: Path) -> None:
     if n_bad:
         raise InputError(path, f"{n_bad} voxel(s) are NaN or infinite: fix or mask them before use")
 

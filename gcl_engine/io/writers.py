@@ -139,7 +139,7 @@ def export_nifti(
     geometry, ref_shape, ref_sources = _reference_parts(reference)
     arr = np.asarray(labels)
     if ref_shape is not None and arr.shape != ref_shape:
-        raise InputError(target, f"label array shape {arr.shape} differs from the reference scan shape {ref_shape}")
+        raise InputError(target, f"label shape {arr.shape} differs from the reference shape {ref_shape}")
     if arr.ndim != 3:
         raise InputError(target, f"labels must be a 3D array (k, j, i), got shape {arr.shape}")
     refuse_source_overwrite(target, [*ref_sources, *sources])
