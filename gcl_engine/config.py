@@ -80,7 +80,7 @@ class PretrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
-    optimizer: str = "adamw"  # "adamw" | "radam"
+    optimizer: str = "adamw"  # "adamw" | "radam" | "sgd" (momentum 0.9; used to compare runs exactly)
     temperature_image: float = 0.07
     temperature_pixel: float = 0.1
     lambda_pixel: float = 1.0
@@ -108,7 +108,7 @@ class PretrainConfig:
         _check(self.position_within in ("global", "series"), "position_within must be 'global' or 'series'")
         _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
         _check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
-        _check(self.optimizer in ("adamw", "radam"), f"optimizer must be adamw or radam, got {self.optimizer!r}")
+        _check(self.optimizer in ("adamw", "radam", "sgd"), f"unknown optimizer {self.optimizer!r}")
         _check(self.temperature_image > 0 and self.temperature_pixel > 0, "temperatures must be > 0")
         _check(self.mitigator in ("fast", "exact"), f"mitigator must be fast or exact, got {self.mitigator!r}")
         _check(self.gradient_filter in ("A", "B", "none"), "gradient_filter must be A, B or none")

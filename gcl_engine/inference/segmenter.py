@@ -51,10 +51,13 @@ class _OnnxBackend:
         import onnxruntime as ort
 
         providers = ["CPUExecutionProvider"]
-        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        # onnxruntime-gpu lists the CUDA provider even without a GPU or CUDA libraries: ask torch first
+        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available():
             providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise InputError(path, f"not a loadable ONNX model ({str(exc).splitlines()[0][:120]})") from exc
         self.input_name = self.session.get_inputs()[0].name

@@ -142,12 +142,12 @@ def _cosine_metrics(metrics, bname, cosines, names) -> None:
 
 
 def _raw_conflicts(metrics, bname, grads, names) -> None:
-    """Conflict diagnostics for the un-mitigated methods too (cosines of the flattened feature gradients)."""
+    """Conflict diagnostics for the un-mitigated methods, measured like the fast mitigator's: per sample."""
     if grads.shape[0] < 2:
         return
-    flat = torch.nn.functional.normalize(grads.flatten(1), dim=1)
-    cos = flat @ flat.T
+    flat = torch.nn.functional.normalize(grads.flatten(2).transpose(0, 1), dim=2)  # (B, M, P)
+    cos = flat @ flat.transpose(1, 2)  # (B, M, M)
     m = len(names)
-    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-    metrics[f"{bname}/conflict_rate"] = sum(float(cos[i, j] < 0) for i, j in pairs) / len(pairs)
-    _cosine_metrics(metrics, bname, cos, names)
+    upper = torch.triu(torch.ones(m, m, dtype=torch.bool), diagonal=1)
+    metrics[f"{bname}/conflict_rate"] = float((cos[:, upper] < 0).float().mean())
+    _cosine_metrics(metrics, bname, cos.mean(0), names)

@@ -41,6 +41,8 @@ class PretrainResult:
 
 
 def _make_optimizer(net: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     cls = torch.optim.RAdam if cfg.optimizer == "radam" else torch.optim.AdamW
     return cls(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -68,6 +70,9 @@ def pretrain(cfg: PretrainConfig, on_event: EventSink | None = None, cancel: Can
     seed_everything(cfg.seed)
     data = PretrainData(cfg, run.cache_dir(cfg.cache), on_event=sink, cancel=cancel)
     plan = plan_method(cfg.method, data.usable_labels(), cfg.gradient_filter)
+    if data.duplicates:
+        emit(sink, Log("info", f"meta label(s) {', '.join(data.duplicates)} group the slices exactly like "
+                              "another one on this data: not used twice"))
     emit(sink, Log("info", f"method {plan.name}: meta labels {', '.join(plan.image_labels) or 'none'} on "
                           f"{len(data.scan.volumes)} volumes, {len(data.table.volume)} slices, device {device}"))
     net = GCLPretrainNet(cfg.model).to(device)
@@ -101,7 +106,7 @@ class _Loop:
     def __init__(self, cfg, net, optimizer, data, plan, ctx: DistContext, device, run, sink, cancel):
         self.cfg, self.net, self.opt, self.data, self.plan = cfg, net, optimizer, data, plan
         self.ctx, self.device, self.run_files, self.sink, self.cancel = ctx, device, run, sink, cancel
-        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.base_lrs = [cfg.lr for _ in optimizer.param_groups]  # not the restored (scheduled) lr
         self.volumes_per_batch = cfg.volumes_per_batch
         self.encoder = net.encoder
         if ctx.enabled:

@@ -46,10 +46,22 @@ class PretrainData:
         self.table: MetaLabelTable = self.scan.table(cfg.position_partitions, cfg.position_within, sidecar)
         self.sampler = PartitionSampler(self.table, cfg.volumes_per_batch, cfg.seed)
         self.intensity = IntensityAugment(cfg.augment_strength)
+        self.duplicates: list[str] = []
 
     def usable_labels(self) -> list[str]:
+        """Usable meta labels, dropping any that groups the slices exactly like an earlier one
+        (on a folder of one scan per subject, ``series`` may equal ``subject``: one loss, not two)."""
         wanted = tuple(self.cfg.meta_labels) + tuple(n for n in self.table.labels if n.startswith("csv:"))
-        return self.table.usable(wanted)
+        kept: list[str] = []
+        partitions: list[np.ndarray] = []
+        for name in self.table.usable(wanted):
+            _, first, inverse = np.unique(self.table.labels[name], return_index=True, return_inverse=True)
+            part = np.argsort(np.argsort(first))[inverse]  # codes by first appearance: names do not matter
+            if not any(np.array_equal(part, other) for other in partitions):
+                kept.append(name)
+                partitions.append(part)
+        self.duplicates = [n for n in self.table.usable(wanted) if n not in kept]
+        return kept
 
     def batch(self, step: int, rank: int, world: int, volumes_per_batch: int | None = None) -> ViewBatch:
         rows = self.sampler.batch(step, volumes_per_batch).rows
