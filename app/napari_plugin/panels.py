@@ -1,0 +1,49 @@
+"""The three dock widgets napari creates from the manifest, each bound to its window's project.
+
+napari instantiates a widget class with ``napari_viewer``; the three panels of one window share one
+:class:`Project` (looked up per viewer, never a process-wide singleton: two windows can work on two
+projects). The project folder is ``$GCL_STUDIO_PROJECT`` or a per-user default.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from gcl_app.project import Project, default_project_dir
+from gcl_app.widgets.data_panel import DataPanel
+from gcl_app.widgets.export_panel import ExportPanel
+from gcl_app.widgets.finetune_panel import FinetunePanel
+
+_PROJECTS: weakref.WeakKeyDictionary[Any, Project] = weakref.WeakKeyDictionary()
+
+
+def project_for(viewer: Any) -> Project:
+    """The project of this viewer's window (created on first use); napari hands panels a proxy."""
+    real = getattr(viewer, "__wrapped__", viewer)
+    project = _PROJECTS.get(real)
+    if project is None:
+        project = Project(default_project_dir())
+        _PROJECTS[real] = project
+    return project
+
+
+class DataPanelWidget(DataPanel):
+    """Data & pre-training, as napari's Plugins menu creates it."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__(napari_viewer, project_for(napari_viewer))
+
+
+class FinetunePanelWidget(FinetunePanel):
+    """Annotate & fine-tune, as napari's Plugins menu creates it."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__(napari_viewer, project_for(napari_viewer))
+
+
+class ExportPanelWidget(ExportPanel):
+    """Predict & export, as napari's Plugins menu creates it."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__(napari_viewer, project_for(napari_viewer))

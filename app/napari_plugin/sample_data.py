@@ -1,0 +1,19 @@
+"""napari sample data: the bundled abdominal CT and its reference labels (real scans, see LICENSES.md)."""
+
+from __future__ import annotations
+
+from gcl_app.layers import LayerDataTuple, image_layer_data, labels_layer_data
+from gcl_app.project import read_label_names
+
+from gcl_engine import api
+
+
+def sample_ct() -> list[LayerDataTuple]:
+    paths = api.sample_paths()
+    image = api.load_volume(paths["ct"])
+    labels = api.load_volume(paths["ct_labels"])
+    names = read_label_names(paths["ct_labels"])
+    reference = labels_layer_data(labels.array, labels, names, name="reference labels", role="reference")
+    reference[1]["visible"] = False  # the user paints their own; the reference is for comparing
+    reference[1]["opacity"] = 0.5
+    return [image_layer_data(image, name="sample CT"), reference]

@@ -1,0 +1,85 @@
+"""Autosave of the annotations: every N seconds when something changed, written in a thread.
+
+Painting is the user's only irreplaceable work; a crash or a closed window must not lose more than a
+few seconds of it. The write (compressed NIfTI, atomic) runs in a thread worker on a copy of the
+array so a large volume never freezes the brush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QObject, QTimer, Signal
+from superqt.utils import create_worker
+
+
+class Autosaver(QObject):
+    """Watches one labels layer; ``save_now`` or the timer writes it with ``save_fn(array, context)``.
+
+    ``context_fn()`` runs on the UI thread just before each save (it may read widgets: class names,
+    geometry); ``save_fn`` runs in the worker thread with plain data only.
+    """
+
+    saved = Signal(object)  # Path
+    failed = Signal(str)
+
+    def __init__(self, interval_s: float, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dirty = False
+        self.saving = False
+        self._layer: Any | None = None
+        self._save_fn: Callable[[np.ndarray, Any], Path] | None = None
+        self._context_fn: Callable[[], Any] = lambda: None
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(max(interval_s, 1) * 1000))
+        self._timer.timeout.connect(self._on_timer)
+        self._timer.start()
+
+    def set_interval(self, seconds: float) -> None:
+        self._timer.setInterval(int(max(seconds, 1) * 1000))
+
+    def watch(self, layer: Any, save_fn: Callable[[np.ndarray, Any], Path],
+              context_fn: Callable[[], Any]) -> None:
+        self.unwatch()
+        self._layer, self._save_fn, self._context_fn = layer, save_fn, context_fn
+        layer.events.paint.connect(self.mark_dirty)
+        layer.events.data.connect(self.mark_dirty)
+
+    def unwatch(self) -> None:
+        if self._layer is not None:
+            self._layer.events.paint.disconnect(self.mark_dirty)
+            self._layer.events.data.disconnect(self.mark_dirty)
+        self._layer = self._save_fn = None
+
+    def mark_dirty(self, *_: Any) -> None:
+        self.dirty = True
+
+    def _on_timer(self) -> None:
+        if self.dirty and not self.saving:
+            self.save_now()
+
+    def save_now(self, then: Callable[[Path], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> bool:
+        """Start a save (even if clean); ``then(path)`` runs on the UI thread once it is on disk."""
+        if self._layer is None or self._save_fn is None:
+            return False
+        array, save_fn, context = np.array(self._layer.data, copy=True), self._save_fn, self._context_fn()
+        self.dirty, self.saving = False, True
+
+        def done(path: Path) -> None:
+            self.saving = False
+            self.saved.emit(path)
+            if then is not None:
+                then(path)
+
+        def error(exc: Exception) -> None:
+            self.saving, self.dirty = False, True
+            self.failed.emit(str(exc))
+            if on_error is not None:
+                on_error(str(exc))
+
+        create_worker(save_fn, array, context, _connect={"returned": done, "errored": error})
+        return True

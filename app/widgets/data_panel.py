@@ -1,0 +1,205 @@
+"""Data & pre-training: choose a scan folder, see what it holds, pre-train in a child process, watch it.
+
+The panel only builds an :class:`api.PretrainConfig` and shows events; the engine's CLI, run by
+:class:`JobRunner` in another process, does the work, so the window stays responsive and a crash or
+out-of-memory in training is a message here, not a lost session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gcl_app.project import Project
+from gcl_app.services import JobRunner
+from gcl_app.widgets.common import EtaProgress, StatusLine
+from gcl_app.widgets.loss_plot import LossPlot
+from gcl_app.widgets.pretrain_form import PretrainForm
+from gcl_app.widgets.scan_view import ScanView
+from magicgui.widgets import FileEdit
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from superqt.utils import create_worker
+
+from gcl_engine import api
+
+CONFIG_NAME = "pretrain-config.json"  # what JobRunner.start writes into the run folder
+
+
+class DataPanel(QWidget):
+    """Scan a folder and pre-train on it; one panel per viewer, bound to that window's project."""
+
+    def __init__(self, viewer: Any, project: Project, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.project = project
+        self.scan_result: api.ScanResult | None = None
+        self.runner = JobRunner(self)
+        self._build()
+        self._connect()
+        self._on_project("project")
+        self.project.add_listener(self._on_project)
+        create_worker(api.describe_devices, _connect={"returned": self.form.set_devices,
+                                                      "errored": lambda e: self.status.error(str(e))})
+
+    def _build(self) -> None:
+        self.project_label = QLabel(self)
+        self.project_label.setWordWrap(True)
+        self.folder = FileEdit(mode="d", label="Scan folder")
+        self.scan_button = QPushButton("Scan", self)
+        self.scan_button.setToolTip("List the volumes, the files that cannot be used and why, and the meta labels")
+        self.scan_view = ScanView(self)
+        self.form = PretrainForm()
+        self.start_button = QPushButton("Start", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.resume_button = QPushButton("Resume", self)
+        self.cancel_button.setToolTip("Ask the job to save a checkpoint and stop")
+        self.resume_button.setToolTip("Continue the last run of this project from its last checkpoint")
+        self.progress = EtaProgress(self)
+        self.plot = LossPlot(self)
+        self.status = StatusLine(self)
+        row = QHBoxLayout()
+        row.addWidget(self.folder.native, 1)
+        row.addWidget(self.scan_button)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.cancel_button, self.resume_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.project_label)
+        layout.addLayout(row)
+        layout.addWidget(self.scan_view, 3)
+        layout.addWidget(self.form.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(self.status)
+        self._set_running(False)
+
+    def _connect(self) -> None:
+        self.scan_button.clicked.connect(self.scan)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button.clicked.connect(self.resume)
+        r = self.runner
+        r.progress.connect(self.progress.set_progress)
+        r.metric.connect(lambda m: self.plot.add(m.step, m.values))
+        r.checkpoint.connect(lambda c: self.status.info(f"checkpoint saved at step {c.step}: {c.path}"))
+        r.log.connect(self._on_log)
+        r.finished.connect(self._on_finished)
+        r.failed.connect(self._on_failed)
+
+    # --- project --------------------------------------------------------------------------
+
+    def _on_project(self, key: str) -> None:
+        if key != "project":
+            return
+        self.project_label.setText(f"Project: {self.project.root}")
+        saved = self.project.get("scan_folder")
+        if saved and not str(self.folder.value).strip(". "):
+            self.folder.value = saved
+        self._set_running(self.runner.running)
+
+    # --- scanning ---------------------------------------------------------------------------
+
+    def folder_path(self) -> str:
+        value = str(self.folder.value or "")
+        return "" if value in ("", ".") else value
+
+    def scan(self) -> None:
+        folder = self.folder_path()
+        if not folder:
+            self.status.error("Choose a scan folder first.")
+            return
+        self.scan_button.setEnabled(False)
+        self.progress.busy(f"scanning {Path(folder).name} …")
+        create_worker(api.scan_folder, folder,
+                      _connect={"returned": self._on_scanned, "errored": self._on_scan_error})
+
+    def _on_scanned(self, result: api.ScanResult) -> None:
+        self.scan_result = result
+        self.scan_view.show_result(result)
+        self.scan_button.setEnabled(True)
+        self.progress.done(f"scan done: {len(result.volumes)} volume(s)")
+        self.project.update(scan_folder=result.folder)
+
+    def _on_scan_error(self, exc: Exception) -> None:
+        self.scan_button.setEnabled(True)
+        self.progress.done("scan failed")
+        self.status.error(f"Scan failed: {exc}")
+
+    # --- pre-training ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        folder = self.folder_path()
+        if not folder:
+            self.status.error("Choose and scan a folder first.")
+            return
+        metas = self.scan_view.selected_meta_labels() if self.scan_result else api.PretrainConfig().meta_labels
+        try:
+            run = self.project.new_run_dir("pretrain")
+            cfg = self.form.config(folder, str(run), metas)
+        except api.GCLError as exc:
+            self.status.error(str(exc))
+            return
+        self.plot.clear()
+        self._launch(cfg, run, resume=False)
+        self.project.update(last_run=str(run), scan_folder=folder)
+
+    def resume(self) -> None:
+        run = self.project.last_run()
+        if run is None or not (run / CONFIG_NAME).is_file():
+            self.status.error("No earlier run in this project to resume.")
+            return
+        cfg = api.load_json(api.PretrainConfig, run / CONFIG_NAME)
+        self.plot.load(api.read_metrics(run))
+        self._launch(cfg, run, resume=True)
+
+    def _launch(self, cfg: api.PretrainConfig, run: Path, resume: bool) -> None:
+        try:
+            self.runner.start("pretrain", cfg, run, resume=resume)
+        except (OSError, RuntimeError, api.GCLError) as exc:
+            self.status.error(f"Could not start pre-training: {exc}")
+            return
+        self.status.info(f"{'Resuming' if resume else 'Pre-training'} in {run}")
+        self.progress.busy("starting the training process …")
+        self._set_running(True)
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+        self.status.info("Stopping: the job saves a checkpoint first …")
+        self.cancel_button.setEnabled(False)
+
+    def _on_log(self, event: api.Log) -> None:
+        if event.level == "error":
+            self.status.error(event.message)
+        else:
+            self.status.info(event.message)
+
+    def _on_finished(self, event: api.Finished) -> None:
+        self._set_running(False)
+        self.plot.flush()
+        checkpoint = event.result.get("checkpoint")
+        run = self.project.last_run()
+        if checkpoint and run is not None and (run / "last.pt").is_file():
+            checkpoint = str(run / "last.pt")  # step files rotate away; last.pt is always the newest
+        if checkpoint:
+            self.project.update(pretrained=str(checkpoint))
+        self.progress.done(f"pre-training {event.status}")
+        self.status.info(f"Pre-training {event.status} after {event.result.get('steps', '?')} steps."
+                         + (f" Checkpoint: {checkpoint}" if checkpoint else ""))
+
+    def _on_failed(self, message: str) -> None:
+        self._set_running(False)
+        self.progress.done("pre-training failed")
+        self.status.error(message)
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.scan_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        run = self.project.last_run()
+        self.resume_button.setEnabled(not running and run is not None and (run / CONFIG_NAME).is_file())
+
+    def shutdown(self) -> None:
+        """Stop a running job (the window is closing) and stop listening to the project."""
+        self.runner.kill()
+        self.project.remove_listener(self._on_project)

@@ -1,0 +1,220 @@
+"""Predict & export: segment the open volume or a whole folder, write masks as NIfTI, export ONNX.
+
+Prediction of one volume takes seconds, so it runs in a thread worker (not a process); a folder
+runs as a generator worker that yields after each volume, which is where Cancel takes effect.
+Every mask is written with ``api.export_nifti``: source geometry, class names in sidecars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gcl_app.layers import META_KEY, geometry_of, label_names_of, layer_affine, volume_of_layer
+from gcl_app.project import Project, safe_name
+from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
+from gcl_app.widgets.finetune_panel import predict_volume
+from magicgui.widgets import FileEdit
+from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from superqt.utils import create_worker
+
+from gcl_engine import api
+
+PREDICTION = "prediction"
+
+
+def predict_folder(model: str, folder: str, out_dir: str, device: str):
+    """Generator worker: yields ``api.Progress`` after each volume written to ``out_dir``."""
+    segmenter = api.Segmenter.load(model, api.PredictConfig(device=device))
+    records = api.scan_folder(folder).volumes
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for i, record in enumerate(records, start=1):
+        volume = api.load_volume(record.source)
+        prediction = segmenter.predict(volume)
+        target = Path(out_dir) / f"{safe_name(record.volume_id)}_seg.nii.gz"
+        api.export_nifti(prediction.labels, volume, target, prediction.class_names)
+        yield api.Progress("predict folder", i, len(records), f"wrote {target.name}")
+
+
+def export_layer(labels: np.ndarray, geometry: api.Geometry, path: str, names: dict[int, str],
+                 sources: list[str]) -> Path:
+    return api.export_nifti(labels, geometry, path, names or None, sources=sources)
+
+
+class ExportPanel(QWidget):
+    """Three groups: predict, export masks, export ONNX; one progress bar and status line."""
+
+    def __init__(self, viewer: Any, project: Project, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.project = viewer, project
+        self._folder_worker: Any | None = None
+        self._build()
+        self._connect()
+        self._on_project("project")
+        self.project.add_listener(self._on_project)
+
+    def _build(self) -> None:
+        self.model = FileEdit(mode="r", label="Model", filter="*.pt *.onnx",
+                              tooltip="A fine-tuned model (.pt) or its ONNX export")
+        self.image_chooser = LayerChooser(self.viewer, "image", self)
+        self.predict_button = QPushButton("Predict current volume", self)
+        self.folder = FileEdit(mode="d", label="Folder")
+        self.folder_out = FileEdit(mode="d", label="Masks to")
+        self.predict_folder_button = QPushButton("Predict folder", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.labels_chooser = LayerChooser(self.viewer, "labels", self)
+        self.mask_path = FileEdit(mode="w", label="Save as", filter="*.nii.gz")
+        self.export_mask_button = QPushButton("Export mask (NIfTI)", self)
+        self.onnx_path = FileEdit(mode="w", label="ONNX file", filter="*.onnx")
+        self.export_onnx_button = QPushButton("Export ONNX", self)
+        self.progress = EtaProgress(self)
+        self.status = StatusLine(self)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model.native)
+        layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button, self.folder.native,
+                                                 self.folder_out.native,
+                                                 self._row(self.predict_folder_button, self.cancel_button)]))
+        layout.addWidget(self._group("Export masks", [self.labels_chooser, self.mask_path.native,
+                                                      self.export_mask_button]))
+        layout.addWidget(self._group("Export model", [self.onnx_path.native, self.export_onnx_button]))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.cancel_button.setEnabled(False)
+
+    def _group(self, title: str, widgets: list[QWidget]) -> QGroupBox:
+        box = QGroupBox(title, self)
+        inner = QVBoxLayout(box)
+        for widget in widgets:
+            inner.addWidget(widget)
+        return box
+
+    def _row(self, *widgets: QWidget) -> QWidget:
+        row = QWidget(self)
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in widgets:
+            layout.addWidget(widget)
+        return row
+
+    def _connect(self) -> None:
+        self.predict_button.clicked.connect(self.predict_current)
+        self.predict_folder_button.clicked.connect(self.predict_folder)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_mask_button.clicked.connect(self.export_mask)
+        self.export_onnx_button.clicked.connect(self.export_onnx)
+        self.labels_chooser.currentIndexChanged.connect(self._suggest_mask_path)
+
+    def _on_project(self, key: str) -> None:
+        if key in ("project", "model"):
+            model = self.project.current_model()
+            if model is not None:
+                self.model.value = str(model)
+                self.onnx_path.value = str(model.with_suffix(".onnx"))
+        if key == "project":
+            self.folder_out.value = str(self.project.root / "predictions")
+
+    def model_path(self) -> str:
+        value = str(self.model.value or "")
+        return value if value not in ("", ".") and Path(value).is_file() else ""
+
+    def _path(self, edit: FileEdit) -> str:
+        value = str(edit.value or "")
+        return "" if value in ("", ".") else value
+
+    # --- predict ----------------------------------------------------------------------------
+
+    def predict_current(self) -> None:
+        model, image = self.model_path(), self.image_chooser.layer()
+        if not model or image is None or image.ndim != 3:
+            self.status.error("Choose a model file and open a 3D scan.")
+            return
+        self.predict_button.setEnabled(False)
+        self.progress.busy(f"predicting {image.name} …")
+        create_worker(predict_volume, model, volume_of_layer(image), "auto",
+                      _connect={"returned": lambda p: self._on_predicted(image, p), "errored": self._on_error})
+
+    def _on_predicted(self, image: Any, prediction: api.Prediction) -> None:
+        self.predict_button.setEnabled(True)
+        layer = tied.ensure_layer(self.viewer, image, PREDICTION, list(prediction.class_names), opacity=0.5)
+        layer.data = prediction.labels
+        self.labels_chooser.setCurrentText(layer.name)
+        self.progress.done("prediction done")
+        self.status.info(f"Prediction of {image.name} in layer '{layer.name}'.")
+
+    def predict_folder(self) -> None:
+        model, folder, out = self.model_path(), self._path(self.folder), self._path(self.folder_out)
+        if not model or not folder or not out:
+            self.status.error("Choose a model, a folder of scans and where the masks go.")
+            return
+        self.predict_folder_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.busy("reading the folder …")
+        self._folder_worker = create_worker(
+            predict_folder, model, folder, out, "auto",
+            _connect={"yielded": self.progress.set_progress, "finished": self._on_folder_done,
+                      "errored": self._on_error})
+
+    def cancel(self) -> None:
+        if self._folder_worker is not None:
+            self._folder_worker.quit()
+            self.status.info("Stopping after the current volume …")
+
+    def _on_folder_done(self) -> None:
+        self._folder_worker = None
+        self.predict_folder_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.done("folder done")
+        self.status.info(f"Masks written to {self._path(self.folder_out)}")
+
+    # --- export -----------------------------------------------------------------------------
+
+    def _suggest_mask_path(self, *_: Any) -> None:
+        layer = self.labels_chooser.layer()
+        if layer is not None:
+            self.mask_path.value = str(self.project.root / "exports" / f"{safe_name(layer.name)}.nii.gz")
+
+    def export_mask(self) -> None:
+        layer, path = self.labels_chooser.layer(), self._path(self.mask_path)
+        if layer is None or not path or layer.ndim != 3:
+            self.status.error("Choose a 3D labels layer and a file name ending in .nii.gz.")
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        source = (layer.metadata.get(META_KEY) or {}).get("source")
+        self.progress.busy(f"writing {Path(path).name} …")
+        create_worker(export_layer, np.array(layer.data, copy=True), geometry_of(layer.metadata, layer_affine(layer)),
+                      path, label_names_of(layer.metadata), [source] if source else [],
+                      _connect={"returned": self._on_exported, "errored": self._on_error})
+
+    def _on_exported(self, path: Path) -> None:
+        self.progress.done("export done")
+        self.status.info(f"Mask written: {path} (class names in its .labels.json and .label.txt)")
+
+    def export_onnx(self) -> None:
+        model, out = self.model_path(), self._path(self.onnx_path)
+        if not model or not model.endswith(".pt") or not out:
+            self.status.error("Choose a fine-tuned .pt model and an .onnx file name.")
+            return
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        self.export_onnx_button.setEnabled(False)
+        self.progress.busy("exporting ONNX and checking it against PyTorch …")
+        create_worker(api.export_onnx, model, out, _connect={"returned": self._on_onnx, "errored": self._on_error})
+
+    def _on_onnx(self, report: api.OnnxExportReport) -> None:
+        self.export_onnx_button.setEnabled(True)
+        self.progress.done("ONNX export done")
+        self.status.info(f"ONNX written: {report.path} (opset {report.opset}; largest difference from PyTorch "
+                         f"{report.max_abs_diff:.2e}; runs on {', '.join(report.providers)})")
+
+    def _on_error(self, exc: Exception) -> None:
+        for button in (self.predict_button, self.predict_folder_button, self.export_onnx_button):
+            button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.done("failed")
+        self.status.error(str(exc))
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self.project.remove_listener(self._on_project)

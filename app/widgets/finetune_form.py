@@ -1,0 +1,72 @@
+"""The fine-tuning form (magicgui) and how a fine-tune's network shape is decided.
+
+The fine-tuned network must have the shape of the encoder it starts from: the pre-training run's
+``config.json`` says which; a continued fine-tune reuses the shape stored with the current model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from gcl_app.widgets.pretrain_form import PRESETS, device_choices
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, SpinBox
+
+from gcl_engine import api
+
+QUICK = PRESETS["quick (CPU)"]
+RUN_CONFIG_NAMES = ("config.json", "pretrain-config.json")
+
+
+def run_config_of(checkpoint: Path) -> api.PretrainConfig | None:
+    """The pre-training config of a checkpoint (``RUN/last.pt`` or ``RUN/checkpoints/step_N.pt``)."""
+    for folder in (checkpoint.parent, checkpoint.parent.parent):
+        for name in RUN_CONFIG_NAMES:
+            if (folder / name).is_file():
+                try:
+                    return api.load_json(api.PretrainConfig, folder / name)
+                except (api.GCLError, ValueError, TypeError):
+                    continue
+    return None
+
+
+def network_shape(pretrained: Path | None, saved: dict[str, Any] | None) -> tuple[api.PreprocessConfig,
+                                                                                   api.ModelConfig]:
+    """(preprocess, model) for a fine-tune: the saved model's, else the pre-training run's, else quick."""
+    if saved:
+        return (api.from_dict(api.PreprocessConfig, saved["preprocess"]),
+                api.from_dict(api.ModelConfig, saved["model"]))
+    run = run_config_of(pretrained) if pretrained is not None else None
+    if run is not None:
+        return run.preprocess, run.model
+    return (dataclasses.replace(api.PreprocessConfig(), size=QUICK["size"]),
+            dataclasses.replace(api.ModelConfig(), base_channels=QUICK["base_channels"], levels=QUICK["levels"]))
+
+
+class FinetuneForm(Container):
+    """Pre-trained checkpoint, steps, preview cadence, device, continuation and preview opacity."""
+
+    def __init__(self) -> None:
+        self.pretrained = FileEdit(mode="r", label="Pre-trained", filter="*.pt",
+                                   tooltip="A pre-training checkpoint (RUN/last.pt); empty: random start")
+        self.steps = SpinBox(label="Steps", min=1, max=100_000, value=80)
+        self.preview_every = SpinBox(label="Preview every", min=1, max=10_000, value=10,
+                                     tooltip="Steps between preview updates of the slice in view")
+        self.device = ComboBox(label="Device", choices=device_choices([]), value="auto")
+        self.continue_model = CheckBox(label="Continue from the current model", value=True,
+                                       tooltip="Start from the last fine-tuned weights (same classes) rather "
+                                               "than from the pre-trained encoder")
+        self.opacity = FloatSlider(label="Preview opacity", min=0.0, max=1.0, step=0.05, value=0.5)
+        super().__init__(widgets=[self.pretrained, self.steps, self.preview_every, self.device,
+                                  self.continue_model, self.opacity])
+
+    def pretrained_path(self) -> Path | None:
+        value = str(self.pretrained.value or "")
+        return Path(value) if value not in ("", ".") and Path(value).is_file() else None
+
+    def set_devices(self, devices: list[api.DeviceInfo]) -> None:
+        current = self.device.value
+        self.device.choices = device_choices(devices)
+        if current in [v for _, v in device_choices(devices)]:
+            self.device.value = current

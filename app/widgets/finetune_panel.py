@@ -1,0 +1,315 @@
+"""Annotate & fine-tune: paint a few slices, fine-tune in a child process, watch the preview, correct.
+
+The loop a user repeats: paint -> Fine-tune (Shift-F) -> the preview layer fills in on the slice in
+view while training runs, then on the whole volume -> accept a good predicted slice (Shift-A) or
+correct it -> jump to the next unannotated slice (Shift-N) -> Fine-tune again, continuing from the
+current weights. Annotations autosave to the project and come back when the image is reopened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gcl_app.layers import META_KEY, geometry_of, layer_affine, volume_of_layer
+from gcl_app.project import Project
+from gcl_app.services import JobRunner
+from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.autosave import Autosaver
+from gcl_app.widgets.class_list import ClassList
+from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
+from gcl_app.widgets.finetune_form import FinetuneForm, network_shape
+from gcl_app.widgets.pretrain_form import job_threads
+from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from superqt.utils import create_worker
+
+from gcl_engine import api
+
+SHORTCUTS = {"next": "Shift-N", "finetune": "Shift-F", "accept": "Shift-A"}
+
+
+def predict_volume(model: str, volume: api.Volume, device: str) -> api.Prediction:
+    """Whole-volume prediction (a thread worker runs this: seconds, not minutes)."""
+    return api.Segmenter.load(model, api.PredictConfig(device=device)).predict(volume)
+
+
+class FinetunePanel(QWidget):
+    """The annotate/fine-tune loop on one image layer of the viewer."""
+
+    def __init__(self, viewer: Any, project: Project, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.project = viewer, project
+        self.runner = JobRunner(self)
+        self.autosaver = Autosaver(float(project.get("autosave_s", 30)), self)
+        self.image: Any | None = None
+        self._job_image: Any | None = None
+        self._build()
+        self._connect()
+        self._bind_keys()
+        self._refresh_pretrained()
+        self.project.add_listener(self._on_project)
+        create_worker(api.describe_devices, _connect={"returned": self.form.set_devices,
+                                                      "errored": lambda e: self.status.error(str(e))})
+
+    def _build(self) -> None:
+        self.image_chooser = LayerChooser(self.viewer, "image", self)
+        self.annotate_button = QPushButton("Annotate this image", self)
+        self.annotate_button.setToolTip("Create (or restore from the project) the annotation layer of the image")
+        self.classes = ClassList(parent=self)
+        self.form = FinetuneForm()
+        self.finetune_button = QPushButton(f"Fine-tune [{SHORTCUTS['finetune']}]", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.accept_button = QPushButton(f"Accept preview slice [{SHORTCUTS['accept']}]", self)
+        self.next_button = QPushButton(f"Next unannotated slice [{SHORTCUTS['next']}]", self)
+        self.finetune_button.setToolTip(f"Train on the painted slices in the background ({SHORTCUTS['finetune']})")
+        self.accept_button.setToolTip(f"Copy the predicted slice in view into the annotations "
+                                      f"({SHORTCUTS['accept']})")
+        self.next_button.setToolTip(f"Go to the next slice without annotations ({SHORTCUTS['next']})")
+        self.progress = EtaProgress(self)
+        self.annotated_label = QLabel("", self)
+        self.status = StatusLine(self)
+        row = QHBoxLayout()
+        row.addWidget(self.image_chooser, 1)
+        row.addWidget(self.annotate_button)
+        actions = QHBoxLayout()
+        actions.addWidget(self.finetune_button)
+        actions.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        for item in (QLabel("Image", self), row, QLabel("Classes", self), self.classes, self.form.native,
+                     actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
+                     self.status):
+            if isinstance(item, QHBoxLayout):
+                layout.addLayout(item)
+            else:
+                layout.addWidget(item)
+        layout.addStretch(1)
+        self.cancel_button.setEnabled(False)
+
+    def _connect(self) -> None:
+        self.annotate_button.clicked.connect(self.attach)
+        self.finetune_button.clicked.connect(self.finetune)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.accept_button.clicked.connect(self.accept_preview)
+        self.next_button.clicked.connect(self.go_next_unannotated)
+        self.classes.changed.connect(self._apply_classes)
+        self.form.opacity.changed.connect(self._set_opacity)
+        self.autosaver.saved.connect(lambda p: self.status.info(f"annotations saved: {Path(p).name}"))
+        self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
+        r = self.runner
+        r.progress.connect(self.progress.set_progress)
+        r.preview.connect(self._on_preview)
+        r.log.connect(lambda e: self.status.info(e.message))
+        r.finished.connect(self._on_finished)
+        r.failed.connect(self._on_failed)
+
+    def _bind_keys(self) -> None:
+        actions = {"next": self.go_next_unannotated, "finetune": self.finetune, "accept": self.accept_preview}
+        for name, action in actions.items():
+            self.viewer.bind_key(SHORTCUTS[name], lambda _viewer, fn=action: fn(), overwrite=True)
+
+    # --- layers ---------------------------------------------------------------------------
+
+    def layer(self, role: str) -> Any | None:
+        return tied.find_layer(self.viewer, self.image, role) if self.image is not None else None
+
+    def attach(self) -> Any | None:
+        """Tie the chosen image: its annotation layer (restored from the autosave when there is one)."""
+        image = self.image_chooser.layer()
+        if image is None or image.ndim != 3:
+            self.status.error("Open a 3D scan first (File > Open, or File > Open Sample > GCL Studio).")
+            return None
+        self.image = image
+        existing = tied.find_layer(self.viewer, image, tied.ANNOTATIONS)
+        restored = None if existing is not None else \
+            self.project.load_annotations(tied.volume_id_of(image), image.data.shape)
+        if restored is not None and restored[1]:
+            self.classes.set_names(restored[1])
+        layer = tied.ensure_layer(self.viewer, image, tied.ANNOTATIONS, self.classes.names(),
+                                  data=None if restored is None else restored[0].astype(np.uint8))
+        self._apply_classes()
+        self.autosaver.watch(layer, self.project.save_annotations_from, self._save_context)
+        self.viewer.layers.selection.active = layer
+        layer.mode, layer.selected_label = "paint", max(layer.selected_label, 1)
+        self._show_annotated()
+        self.status.info("Annotations restored from the project." if restored is not None else
+                         "Paint a few slices (one class per label), then Fine-tune.")
+        return layer
+
+    def _save_context(self) -> dict[str, Any]:
+        """What a save needs besides the array, read on the UI thread (widgets are not thread-safe)."""
+        image = self.image
+        return {"geometry": geometry_of(image.metadata, layer_affine(image)),
+                "volume_id": tied.volume_id_of(image), "names": self.classes.names()}
+
+    def _apply_classes(self) -> None:
+        for role in (tied.ANNOTATIONS, tied.PREVIEW):
+            layer = self.layer(role)
+            if layer is not None:
+                tied.apply_classes(layer, self.classes.names(), self.classes.color_dict())
+        self.autosaver.mark_dirty()
+
+    def _set_opacity(self, value: float) -> None:
+        preview = self.layer(tied.PREVIEW)
+        if preview is not None:
+            preview.opacity = float(value)
+
+    def _show_annotated(self) -> None:
+        layer = self.layer(tied.ANNOTATIONS)
+        done = annotated_slices(layer.data) if layer is not None else []
+        self.annotated_label.setText(f"Annotated slices: {', '.join(map(str, done)) or 'none yet'}")
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def go_next_unannotated(self) -> None:
+        layer = self.layer(tied.ANNOTATIONS) or self.attach()
+        if layer is None:
+            return
+        k = next_unannotated(layer.data, current_slice(self.viewer, layer))
+        if k is None:
+            self.status.info("Every slice holds annotations.")
+            return
+        show_slice(self.viewer, layer, k)
+
+    def accept_preview(self) -> None:
+        annotations, preview = self.layer(tied.ANNOTATIONS), self.layer(tied.PREVIEW)
+        if annotations is None or preview is None:
+            self.status.error("No preview yet: fine-tune first.")
+            return
+        k = current_slice(self.viewer, annotations)
+        annotations.data[k] = preview.data[k].astype(annotations.data.dtype)
+        annotations.refresh()
+        self.autosaver.mark_dirty()
+        self._show_annotated()
+        self.status.info(f"Slice {k}: preview accepted into the annotations; correct it if needed.")
+
+    def finetune(self) -> None:
+        if self.runner.running:
+            self.status.info("A fine-tune is already running.")
+            return
+        annotations = self.layer(tied.ANNOTATIONS) or self.attach()
+        if annotations is None:
+            return
+        problem = self._check_annotations(annotations)
+        if problem:
+            self.status.error(problem)
+            return
+        self.finetune_button.setEnabled(False)
+        self.progress.busy("saving annotations …")
+        self.autosaver.save_now(then=self._start_job, on_error=self._on_save_error)
+
+    def _check_annotations(self, annotations: Any) -> str:
+        if not (self.image.metadata.get(META_KEY) or {}).get("source"):
+            return "This image was not opened by GCL Studio's reader: reopen the file with it to fine-tune."
+        if not annotated_slices(annotations.data):
+            return "Paint at least one slice first."
+        top, n = int(annotations.data.max()), len(self.classes.names())
+        if top >= n:
+            return f"Label {top} is painted but the class list has only {n - 1} class(es): add classes."
+        return ""
+
+    def _on_save_error(self, message: str) -> None:
+        self.finetune_button.setEnabled(True)
+        self.status.error(f"Could not save the annotations: {message}")
+
+    def _start_job(self, labels_path: Path) -> None:
+        cfg = self._config(labels_path)
+        tied.ensure_layer(self.viewer, self.image, tied.PREVIEW, self.classes.names(),
+                          opacity=self.form.opacity.value)
+        self._apply_classes()
+        try:
+            self.runner.start("finetune", cfg, self.project.job_dir("finetune"))
+        except (OSError, RuntimeError, api.GCLError) as exc:
+            self._on_failed(f"Could not start fine-tuning: {exc}")
+            return
+        self._job_image, self._job_config = self.image, cfg
+        self.cancel_button.setEnabled(True)
+        self.status.info(f"Fine-tuning on slices {', '.join(map(str, annotated_slices(self._labels_now())))}")
+
+    def _labels_now(self) -> np.ndarray:
+        layer = self.layer(tied.ANNOTATIONS)
+        return layer.data if layer is not None else np.zeros((0,))
+
+    def _config(self, labels_path: Path) -> api.FinetuneConfig:
+        names = self.classes.names()
+        current = self.project.current_model()
+        continuing = bool(self.form.continue_model.value and current is not None
+                          and self.project.get("model_classes") == names)
+        pretrained = self.form.pretrained_path()
+        saved = self.project.get("model_config") if continuing else None
+        preprocess, model = network_shape(pretrained, saved)
+        annotations = self.layer(tied.ANNOTATIONS)
+        return api.FinetuneConfig(
+            image=str(self.image.metadata[META_KEY]["source"]), labels=str(labels_path),
+            out=str(self.project.new_model_path(tied.volume_id_of(self.image))),
+            pretrained=str(pretrained) if pretrained else None,
+            init_model=str(current) if continuing else None, class_names=tuple(names),
+            steps=int(self.form.steps.value), preview_every=int(self.form.preview_every.value),
+            preview_slices=(current_slice(self.viewer, annotations),), device=str(self.form.device.value),
+            threads=job_threads(), preprocess=preprocess, model=model)
+
+    # --- job events -------------------------------------------------------------------------
+
+    def _on_preview(self, event: api.Preview) -> None:
+        preview = tied.find_layer(self.viewer, self._job_image, tied.PREVIEW) if self._job_image else None
+        if preview is not None:
+            tied.set_slices(preview, event.slices, event.masks)
+
+    def _on_finished(self, event: api.Finished) -> None:
+        self.cancel_button.setEnabled(False)
+        self.finetune_button.setEnabled(True)
+        model = event.result.get("model")
+        self.progress.done(f"fine-tuning {event.status}")
+        if not model:
+            self.status.info(f"Fine-tuning {event.status}; no model was saved.")
+            return
+        cfg = self._job_config
+        self.project.update(model=str(model), model_classes=list(cfg.class_names or ()),
+                            model_config={"preprocess": api.to_dict(cfg.preprocess), "model": api.to_dict(cfg.model)})
+        self.predict_whole_volume(str(model))
+
+    def _on_failed(self, message: str) -> None:
+        self.cancel_button.setEnabled(False)
+        self.finetune_button.setEnabled(True)
+        self.progress.done("fine-tuning failed")
+        self.status.error(message)
+
+    def predict_whole_volume(self, model: str) -> None:
+        image = self._job_image or self.image
+        self.progress.busy("predicting the whole volume …")
+        create_worker(predict_volume, model, volume_of_layer(image), str(self.form.device.value),
+                      _connect={"returned": lambda p: self._on_prediction(image, p),
+                                "errored": lambda e: self._on_failed(f"Prediction failed: {e}")})
+
+    def _on_prediction(self, image: Any, prediction: api.Prediction) -> None:
+        preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names())
+        if tuple(prediction.labels.shape) == tuple(preview.data.shape):
+            preview.data = prediction.labels.astype(np.uint8 if prediction.labels.max() < 256 else np.uint16)
+        self._apply_classes()
+        self.progress.done("preview: whole volume done")
+        self.status.info("Whole-volume preview ready. Accept good slices, correct, fine-tune again.")
+
+    # --- project ----------------------------------------------------------------------------
+
+    def _on_project(self, key: str) -> None:
+        if key in ("project", "pretrained"):
+            self._refresh_pretrained()
+        if key == "autosave_s":
+            self.autosaver.set_interval(float(self.project.get("autosave_s", 30)))
+
+    def _refresh_pretrained(self) -> None:
+        checkpoint = self.project.pretrained_checkpoint()
+        if checkpoint is not None:
+            self.form.pretrained.value = str(checkpoint)
+
+    def shutdown(self) -> None:
+        """The window is closing: stop the job, save what was painted, release the shortcuts."""
+        self.runner.kill()
+        if self.autosaver.dirty:
+            layer = self.layer(tied.ANNOTATIONS)
+            if layer is not None:
+                self.project.save_annotations_from(np.asarray(layer.data), self._save_context())
+        for key in SHORTCUTS.values():
+            self.viewer.bind_key(key, None, overwrite=True)
+        self.project.remove_listener(self._on_project)

@@ -1,0 +1,94 @@
+"""The pre-training form (magicgui): method, preset, device and the few sizes that matter.
+
+Presets exist because the right sizes differ by two orders of magnitude between a laptop CPU and a
+GPU; the user picks one and may still edit any field (the preset then reads "custom").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from magicgui.widgets import ComboBox, Container, SpinBox
+
+from gcl_engine import api
+
+PRESETS: dict[str, dict[str, int]] = {
+    "quick (CPU)": {"steps": 60, "size": 64, "base_channels": 8, "levels": 4, "checkpoint_every": 20},
+    "full (GPU)": {"steps": 3000, "size": 224, "base_channels": 32, "levels": 5, "checkpoint_every": 250},
+}
+CUSTOM = "custom"
+SIZE_FIELDS = ("steps", "size", "base_channels", "levels", "checkpoint_every")
+
+
+def job_threads() -> int:
+    """CPU threads for a training child: all cores but one, which stays with the window."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def device_choices(devices: list[api.DeviceInfo]) -> list[tuple[str, str]]:
+    """(label, value) pairs for the device box; the label names the GPU and its memory."""
+    choices = [("auto (best available)", "auto")]
+    for dev in devices:
+        memory = f", {dev.memory_gb:.0f} GB" if dev.memory_gb else ""
+        choices.append((f"{dev.kind}: {dev.name}{memory}", dev.kind))
+    return choices
+
+
+class PretrainForm(Container):
+    """Fields of a :class:`api.PretrainConfig` that a user should see; ``config()`` builds the rest."""
+
+    def __init__(self) -> None:
+        self.method = ComboBox(label="Method", choices=list(api.METHODS), value="gcl",
+                               tooltip="gcl: gradient-guided contrast over all chosen meta labels")
+        self.preset = ComboBox(label="Preset", choices=[*PRESETS, CUSTOM], value="quick (CPU)")
+        self.device = ComboBox(label="Device", choices=device_choices([]), value="auto",
+                               tooltip="detected devices appear once the engine has looked (a second or two)")
+        self.steps = SpinBox(label="Steps", min=1, max=1_000_000, value=60)
+        self.size = SpinBox(label="Image size", min=16, max=1024, step=16, value=64)
+        self.base_channels = SpinBox(label="Base channels", min=4, max=256, value=8)
+        self.levels = SpinBox(label="U-Net levels", min=2, max=7, value=4)
+        self.checkpoint_every = SpinBox(label="Checkpoint every", min=1, max=1_000_000, value=20)
+        super().__init__(widgets=[self.method, self.preset, self.device, self.steps, self.size,
+                                  self.base_channels, self.levels, self.checkpoint_every])
+        self._applying = False
+        self.preset.changed.connect(self._apply_preset)
+        for name in SIZE_FIELDS:
+            getattr(self, name).changed.connect(self._mark_custom)
+        self._apply_preset(self.preset.value)
+
+    def set_devices(self, devices: list[api.DeviceInfo]) -> None:
+        current = self.device.value
+        self.device.choices = device_choices(devices)
+        values = [value for _, value in device_choices(devices)]
+        self.device.value = current if current in values else "auto"
+
+    def _apply_preset(self, name: str) -> None:
+        values = PRESETS.get(name)
+        if values is None:
+            return
+        self._applying = True
+        try:
+            for key, value in values.items():
+                getattr(self, key).value = value
+        finally:
+            self._applying = False
+
+    def _mark_custom(self, *_: Any) -> None:
+        if not self._applying and self.preset.value != CUSTOM:
+            self.preset.value = CUSTOM
+
+    def config(self, folder: str, out: str, meta_labels: tuple[str, ...]) -> api.PretrainConfig:
+        """The job's config; validated here so that a bad value is reported before a process starts."""
+        base = api.PretrainConfig()
+        cfg = api.PretrainConfig(
+            folder=folder, out=out, method=self.method.value, meta_labels=meta_labels,
+            steps=int(self.steps.value), device=str(self.device.value), threads=job_threads(),
+            checkpoint_every=min(int(self.checkpoint_every.value), int(self.steps.value)),
+            preprocess=dataclasses.replace(base.preprocess, size=int(self.size.value)),
+            model=dataclasses.replace(base.model, base_channels=int(self.base_channels.value),
+                                      levels=int(self.levels.value)),
+        )
+        cfg.validate()
+        return cfg

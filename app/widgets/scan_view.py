@@ -1,0 +1,111 @@
+"""What a folder scan found: the volumes, the files skipped (and why), and the meta labels with switches.
+
+Users need to see why a file was left out before they spend an hour pre-training without it, and
+which meta labels can contrast anything (a label with one value cannot) before choosing them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from gcl_engine import api
+
+VOLUME_COLUMNS = ("Volume", "Modality", "Series", "Shape", "Status")
+META_COLUMNS = ("Use", "Meta label", "Values", "Counts")
+
+
+def counts_text(counts: dict[str, int], limit: int = 4) -> str:
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{k}: {v}" for k, v in items[:limit])
+    return text + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if tooltip:
+        item.setToolTip(tooltip)
+    return item
+
+
+def _table(columns: tuple[str, ...], parent: QWidget) -> QTableWidget:
+    table = QTableWidget(0, len(columns), parent)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.verticalHeader().setVisible(False)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
+
+
+class ScanView(QWidget):
+    """Two tables fed by one :class:`api.ScanResult`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel("No folder scanned yet.", self)
+        self.volumes = _table(VOLUME_COLUMNS, self)
+        self.volumes.setMinimumHeight(120)
+        self.meta = _table(META_COLUMNS, self)
+        self.meta.setMinimumHeight(110)
+        self.meta.setToolTip("Meta labels pre-training contrasts; a label with a single value cannot be used.")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.volumes, 3)
+        layout.addWidget(QLabel("Meta labels", self))
+        layout.addWidget(self.meta, 2)
+
+    def show_result(self, result: api.ScanResult) -> None:
+        self.summary.setText(f"{len(result.volumes)} volume(s), {len(result.skipped)} file(s) skipped "
+                             f"({result.seconds:.1f} s)")
+        self._fill_volumes(result)
+        self._fill_meta(result)
+
+    def _fill_volumes(self, result: api.ScanResult) -> None:
+        self.volumes.setRowCount(len(result.volumes) + len(result.skipped))
+        for row, vol in enumerate(result.volumes):
+            shape = " × ".join(str(s) for s in vol.shape)
+            cells = (vol.volume_id, vol.modality, vol.series or "—", shape, "ok")
+            for col, text in enumerate(cells):
+                self.volumes.setItem(row, col, _item(text, vol.source))
+        for offset, skipped in enumerate(result.skipped):
+            row = len(result.volumes) + offset
+            cells = (Path(skipped.path).name, "", "", "", f"skipped: {skipped.reason}")
+            for col, text in enumerate(cells):
+                item = _item(text, f"{skipped.path}\n{skipped.reason}")
+                item.setForeground(Qt.GlobalColor.gray)
+                self.volumes.setItem(row, col, item)
+
+    def _fill_meta(self, result: api.ScanResult) -> None:
+        self.meta.setRowCount(len(result.meta_labels))
+        for row, (name, summary) in enumerate(result.meta_labels.items()):
+            use = QTableWidgetItem()
+            flags = Qt.ItemFlag.ItemIsUserCheckable | (Qt.ItemFlag.ItemIsEnabled if summary.usable else
+                                                       Qt.ItemFlag.NoItemFlags)
+            use.setFlags(flags)
+            use.setCheckState(Qt.CheckState.Checked if summary.usable else Qt.CheckState.Unchecked)
+            use.setData(Qt.ItemDataRole.UserRole, name)
+            if not summary.usable:
+                use.setToolTip("only one value in this folder: nothing to contrast")
+            self.meta.setItem(row, 0, use)
+            self.meta.setItem(row, 1, _item(name))
+            self.meta.setItem(row, 2, _item(str(summary.n_values)))
+            self.meta.setItem(row, 3, _item(counts_text(summary.counts), counts_text(summary.counts, 50)))
+
+    def selected_meta_labels(self) -> tuple[str, ...]:
+        names = []
+        for row in range(self.meta.rowCount()):
+            item = self.meta.item(row, 0)
+            if item is not None and item.checkState() == Qt.CheckState.Checked:
+                names.append(str(item.data(Qt.ItemDataRole.UserRole)))
+        return tuple(names)
+
+    def set_meta_label(self, name: str, on: bool) -> None:
+        for row in range(self.meta.rowCount()):
+            item = self.meta.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == name:
+                item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
