@@ -15,15 +15,17 @@ from gcl_engine.errors import InputError
 
 SAMPLE_DATA_ENV = "GCL_STUDIO_SAMPLE_DATA"
 
+# scans/ holds only images (a folder to scan and pre-train on); labels/ the reference label maps
 _FILES = {
-    "ct": "example_ct_sm.nii.gz",
-    "ct_labels": "example_seg.nii.gz",
-    "mr": "example_mr_sm.nii.gz",
-    "mr_labels": "example_seg_mr.nii.gz",
-    "dicom_ct": "ct_dicom",
-    "dicom_ct_labels": "example_seg_dicom.nii.gz",
-    "oblique_dicom": "oblique_brain_dicom",
-    "cardiac_cine": "cardiac_cine/MR-MONO2-8-16x-heart.dcm",
+    "scans": "scans",
+    "ct": "scans/example_ct_sm.nii.gz",
+    "ct_labels": "labels/example_seg.nii.gz",
+    "mr": "scans/example_mr_sm.nii.gz",
+    "mr_labels": "labels/example_seg_mr.nii.gz",
+    "dicom_ct": "scans/ct_dicom",
+    "dicom_ct_labels": "labels/example_seg_dicom.nii.gz",
+    "oblique_dicom": "scans/oblique_brain_dicom",
+    "cardiac_cine": "scans/cardiac_cine/MR-MONO2-8-16x-heart.dcm",
 }
 _LABELS = {"ct_labels", "mr_labels", "dicom_ct_labels"}
 
