@@ -142,10 +142,20 @@ class JobRunner(QObject):
             except (ValueError, KeyError, TypeError):
                 self._stderr.append(line)  # a stray print is kept for the error report, not fatal
                 continue
-            self._event_ready.emit(event)
+            if not self._emit_from_thread(self._event_ready, event):
+                break
         returncode = proc.wait()
         err_thread.join(timeout=5)
-        self._exited.emit(returncode)
+        self._emit_from_thread(self._exited, returncode)
+
+    @staticmethod
+    def _emit_from_thread(signal: Any, value: Any) -> bool:
+        """Emit unless the runner (and its panel) was deleted meanwhile: then nobody is listening."""
+        try:
+            signal.emit(value)
+        except RuntimeError:
+            return False
+        return True
 
     def _read_stderr(self, proc: subprocess.Popen) -> None:
         assert proc.stderr is not None

@@ -22,6 +22,7 @@ from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
 from gcl_app.widgets.finetune_form import FinetuneForm, network_shape
 from gcl_app.widgets.pretrain_form import job_threads
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
@@ -37,6 +38,8 @@ def predict_volume(model: str, volume: api.Volume, device: str) -> api.Predictio
 
 class FinetunePanel(QWidget):
     """The annotate/fine-tune loop on one image layer of the viewer."""
+
+    preview_updated = Signal(str)  # "slices" during training, "volume" once the whole volume is predicted
 
     def __init__(self, viewer: Any, project: Project, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -253,8 +256,8 @@ class FinetunePanel(QWidget):
 
     def _on_preview(self, event: api.Preview) -> None:
         preview = tied.find_layer(self.viewer, self._job_image, tied.PREVIEW) if self._job_image else None
-        if preview is not None:
-            tied.set_slices(preview, event.slices, event.masks)
+        if preview is not None and tied.set_slices(preview, event.slices, event.masks):
+            self.preview_updated.emit("slices")
 
     def _on_finished(self, event: api.Finished) -> None:
         self.cancel_button.setEnabled(False)
@@ -288,6 +291,7 @@ class FinetunePanel(QWidget):
             preview.data = prediction.labels.astype(np.uint8 if prediction.labels.max() < 256 else np.uint16)
         self._apply_classes()
         self.progress.done("preview: whole volume done")
+        self.preview_updated.emit("volume")
         self.status.info("Whole-volume preview ready. Accept good slices, correct, fine-tune again.")
 
     # --- project ----------------------------------------------------------------------------

@@ -5,9 +5,12 @@ GUI tests need an X server (napari cannot add image layers offscreen); pytest-xv
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 if importlib.util.find_spec("gcl_app") is None:  # pragma: no cover - an install problem, not a test
@@ -16,7 +19,8 @@ if importlib.util.find_spec("gcl_app") is None:  # pragma: no cover - an install
 
 from gcl_app.project import PROJECT_ENV, Project  # noqa: E402
 
-from tests.app.synthetic import synthetic_ct, write_scan  # noqa: E402
+from gcl_engine import api  # noqa: E402
+from tests.app.synthetic import TINY, synthetic_ct, write_scan  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +48,45 @@ def scan_folder(tmp_path) -> Path:
 @pytest.fixture
 def oblique_nifti(tmp_path) -> Path:
     return write_scan(tmp_path / "oblique_ct.nii.gz", synthetic_ct(5))
+
+
+def _run_cli(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory) -> Path:
+    """A real (tiny) pre-training checkpoint made by the engine's CLI: RUN/last.pt beside RUN/config.json."""
+    root = tmp_path_factory.mktemp("tiny_pretrain")
+    folder = root / "scans"
+    folder.mkdir()
+    for i in range(2):
+        write_scan(folder / f"subj{i}_ct.nii.gz", synthetic_ct(i))
+    base = api.PretrainConfig()
+    cfg = api.PretrainConfig(folder=str(folder), out=str(root / "run"), steps=2, device="cpu", threads=1,
+                             volumes_per_batch=2, preprocess=dataclasses.replace(base.preprocess, size=TINY["size"]),
+                             model=dataclasses.replace(base.model, base_channels=TINY["base_channels"],
+                                                       levels=TINY["levels"]))
+    (root / "cfg.json").write_text(api.to_json(cfg))
+    _run_cli(api.job_command("pretrain", root / "cfg.json"))
+    return root / "run" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_pretrained) -> Path:
+    """A tiny fine-tuned model (background, liver) on the sample CT, made by the engine's CLI."""
+    root = tmp_path_factory.mktemp("tiny_model")
+    paths = api.sample_paths()
+    reference = api.load_volume(paths["ct_labels"])
+    labels = np.zeros_like(reference.array)
+    for k in (8, 15, 22):
+        labels[k] = reference.array[k] == 5
+    api.export_nifti(labels, reference.geometry, root / "labels.nii.gz", ["background", "liver"])
+    run = api.load_json(api.PretrainConfig, tiny_pretrained.parent / "config.json")
+    cfg = api.FinetuneConfig(image=str(paths["ct"]), labels=str(root / "labels.nii.gz"), out=str(root / "model.pt"),
+                             pretrained=str(tiny_pretrained), class_names=("background", "liver"), steps=3,
+                             device="cpu", threads=1, preprocess=run.preprocess, model=run.model)
+    (root / "cfg.json").write_text(api.to_json(cfg))
+    _run_cli(api.job_command("finetune", root / "cfg.json"))
+    return root / "model.pt"

@@ -1,0 +1,99 @@
+"""Data & pre-training panel: scan table, meta-label switches, a tiny pre-training with cancel and resume."""
+
+from __future__ import annotations
+
+from gcl_app.widgets.data_panel import DataPanel
+from qtpy.QtCore import Qt
+
+from tests.app.qt_helpers import StallMonitor
+from tests.app.synthetic import TINY
+
+
+def open_panel(viewer) -> DataPanel:
+    _dock, panel = viewer.window.add_plugin_dock_widget("gcl-studio", "Data & pre-training")
+    return panel
+
+
+def scan(qtbot, panel: DataPanel, folder) -> None:
+    panel.folder.value = str(folder)
+    panel.scan_button.click()
+    qtbot.waitUntil(lambda: panel.scan_result is not None, timeout=30_000)
+
+
+def make_tiny(panel: DataPanel, steps: int) -> None:
+    form = panel.form
+    form.size.value, form.base_channels.value, form.levels.value = TINY["size"], TINY["base_channels"], TINY["levels"]
+    form.steps.value, form.checkpoint_every.value, form.device.value = steps, 1000, "cpu"
+
+
+def test_scan_lists_volumes_skipped_files_and_meta_labels(make_napari_viewer, qtbot, scan_folder):
+    panel = open_panel(make_napari_viewer())
+    scan(qtbot, panel, scan_folder)
+    table = panel.scan_view.volumes
+    rows = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+    assert sorted(r[0] for r in rows if r[4] == "ok") == ["subjA_ct", "subjB_ct", "subjC_ct"]
+    skipped = [r for r in rows if r[4].startswith("skipped")]
+    assert len(skipped) == 1 and skipped[0][0] == "notes.nii.gz" and len(skipped[0][4]) > len("skipped: ")
+    meta = panel.scan_view.meta
+    names = [meta.item(r, 1).text() for r in range(meta.rowCount())]
+    assert "subject" in names and "position" in names
+    usable = panel.scan_view.selected_meta_labels()
+    assert "subject" in usable
+    panel.scan_view.set_meta_label("subject", False)
+    assert "subject" not in panel.scan_view.selected_meta_labels()
+    phase_row = names.index("phase")  # no cardiac phases in these scans
+    assert meta.item(phase_row, 0).flags() & Qt.ItemFlag.ItemIsEnabled == Qt.ItemFlag.NoItemFlags
+    panel.shutdown()
+
+
+def test_presets_fill_the_form_and_edits_make_it_custom(make_napari_viewer):
+    panel = open_panel(make_napari_viewer())
+    panel.form.preset.value = "full (GPU)"
+    assert panel.form.size.value == 224 and panel.form.base_channels.value == 32
+    panel.form.steps.value = 17
+    assert panel.form.preset.value == "custom"
+    panel.shutdown()
+
+
+def test_tiny_pretraining_progress_cancel_resume(make_napari_viewer, qtbot, scan_folder):
+    panel = open_panel(make_napari_viewer())
+    scan(qtbot, panel, scan_folder)
+    make_tiny(panel, steps=3000)
+    monitor = StallMonitor()
+    monitor.start()
+    panel.start_button.click()
+    assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.progress.text.text().startswith("pretrain") and panel.progress.bar.value() >= 3,
+                    timeout=90_000)
+    assert "left" in panel.progress.text.text()  # the ETA
+    with qtbot.waitSignal(panel.runner.finished, timeout=60_000):
+        panel.cancel_button.click()
+    monitor.stop()
+    assert monitor.ticks > 100 and monitor.max_gap_ms < 100, monitor.report()
+    run = panel.project.last_run()
+    assert (run / "last.pt").is_file() and panel.project.get("pretrained") == str(run / "last.pt")
+    with qtbot.waitSignal(panel.plot.rendered, timeout=10_000):
+        panel.plot.flush()
+    assert not panel.plot.image.pixmap().isNull()
+    assert "loss" in panel.plot.series and any(k.endswith("conflict_rate") for k in panel.plot.series)
+    assert any("/loss/" in k for k in panel.plot.series)
+    stopped = max(panel.plot.series["loss"][0])
+    assert panel.resume_button.isEnabled() and panel.start_button.isEnabled()
+
+    panel.resume_button.click()
+    qtbot.waitUntil(lambda: max(panel.plot.series["loss"][0]) > stopped + 1, timeout=90_000)
+    assert panel.plot.series["loss"][0][: stopped] == list(range(1, stopped + 1))  # history reloaded
+    with qtbot.waitSignal(panel.runner.finished, timeout=60_000) as blocker:
+        panel.cancel_button.click()
+    assert blocker.args[0].status == "cancelled" and blocker.args[0].result["steps"] > stopped
+    panel.shutdown()
+
+
+def test_a_crashing_job_is_shown_and_the_panel_keeps_working(make_napari_viewer, qtbot, tmp_path):
+    panel = open_panel(make_napari_viewer())
+    panel.folder.value = str(tmp_path / "nowhere")
+    with qtbot.waitSignal(panel.runner.failed, timeout=60_000):
+        panel.start_button.click()
+    assert panel.status.is_error and "exit code" in panel.status.text()
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+    panel.shutdown()
