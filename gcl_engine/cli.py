@@ -23,6 +23,8 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--size", type=int, help="in-plane size the slices are resampled to (128 CPU, 224 GPU)")
+    p.add_argument("--base-channels", type=int, help="U-Net width b (16 CPU, 32 GPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help=f"one of {', '.join(api.METHODS)} or single:<meta label>")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--cache")
-    p.add_argument("--size", type=int)
-    p.add_argument("--base-channels", type=int)
     p.add_argument("--volumes-per-batch", type=int)
     p.add_argument("--mitigator", choices=["fast", "exact"])
     p.add_argument("--filter", dest="gradient_filter", choices=["A", "B", "none"])
@@ -81,6 +81,15 @@ def _csv_ints(text: str | None) -> tuple[int, ...] | None:
     return None if text is None else tuple(int(t) for t in text.split(",") if t.strip())
 
 
+def _shape_overrides(cfg, args: argparse.Namespace) -> dict:
+    fields = {}
+    if args.size:
+        fields["preprocess"] = dataclasses.replace(cfg.preprocess, size=args.size)
+    if args.base_channels:
+        fields["model"] = dataclasses.replace(cfg.model, base_channels=args.base_channels)
+    return fields
+
+
 def pretrain_config(args: argparse.Namespace) -> api.PretrainConfig:
     cfg = api.load_json(api.PretrainConfig, args.config) if args.config else api.PretrainConfig()
     fields = _overrides(args, ["out", "method", "cache", "volumes_per_batch", "mitigator", "gradient_filter",
@@ -89,10 +98,7 @@ def pretrain_config(args: argparse.Namespace) -> api.PretrainConfig:
         fields["folder"] = args.folder
     if args.meta_labels:
         fields["meta_labels"] = tuple(m.strip() for m in args.meta_labels.split(","))
-    if args.size:
-        fields["preprocess"] = dataclasses.replace(cfg.preprocess, size=args.size)
-    if args.base_channels:
-        fields["model"] = dataclasses.replace(cfg.model, base_channels=args.base_channels)
+    fields.update(_shape_overrides(cfg, args))
     cfg = dataclasses.replace(cfg, **fields)
     if not cfg.folder or not cfg.out:
         raise api.ConfigError("pretrain needs a scan FOLDER and --out RUN")
@@ -109,8 +115,9 @@ def finetune_config(args: argparse.Namespace) -> api.FinetuneConfig:
         fields["preview_slices"] = _csv_ints(args.preview_slices)
     if args.class_names:
         fields["class_names"] = tuple(n.strip() for n in args.class_names.split(","))
+    fields.update(_shape_overrides(cfg, args))
     if args.axis:
-        fields["preprocess"] = dataclasses.replace(cfg.preprocess, axis=AXES[args.axis])
+        fields["preprocess"] = dataclasses.replace(fields.get("preprocess", cfg.preprocess), axis=AXES[args.axis])
     cfg = dataclasses.replace(cfg, **fields)
     if not cfg.image or not cfg.labels or not cfg.out:
         raise api.ConfigError("finetune needs --image, --labels and --out")
@@ -168,12 +175,21 @@ def run_predict(args) -> int:
 
     seg = api.Segmenter.load(args.model, api.PredictConfig(backend=args.backend, device=args.device,
                                                            largest_component=args.largest_component))
-    for image, out in predict_paths(Path(args.image), Path(args.out)):
-        vol = api.load_volume(image)
-        pred = seg.predict(vol)
-        written = api.export_nifti(pred.labels, vol, out, label_names=pred.class_names)
+    pairs = predict_paths(Path(args.image), Path(args.out))
+    if len(pairs) > 1 or Path(args.image).is_dir() and pairs and pairs[0][1].parent == Path(args.out):
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for image, out in pairs:
+        try:
+            vol = api.load_volume(image)
+            pred = seg.predict(vol)
+            written = api.export_nifti(pred.labels, vol, out, label_names=pred.class_names)
+        except api.InputError as exc:  # one bad scan in a folder does not stop the others
+            failed += 1
+            print(f"gcl predict: skipped {exc}", file=sys.stderr)
+            continue
         print(f"{image} -> {written} ({seg.backend_name})")
-    return 0
+    return 1 if failed else 0
 
 
 def run_export(args) -> int:

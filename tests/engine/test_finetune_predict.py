@@ -1,0 +1,160 @@
+"""Few-shot fine-tuning, whole-volume prediction (torch and onnxruntime), ONNX export, and their bad inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gcl_engine import api
+from gcl_engine.config import FinetuneConfig, PretrainConfig
+from gcl_engine.events import Preview
+from gcl_engine.inference.postprocess import keep_largest_component
+from gcl_engine.training.checkpoint import load_checkpoint
+from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder, write
+
+NAMES = ("background", "liver", "vessel")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    scans, images, labels = make_folder(root, n=3)
+    run = api.pretrain(PretrainConfig(folder=str(scans), out=str(root / "run"), steps=3, volumes_per_batch=2,
+                                      preprocess=TINY_PRE, model=TINY_MODEL, device="cpu", threads=1))
+    return root, images, labels, run.checkpoint
+
+
+def ft_config(data, out: Path, **kw) -> FinetuneConfig:
+    root, images, labels, ckpt = data
+    base = FinetuneConfig(image=str(images[0]), labels=str(labels[0]), out=str(out), pretrained=ckpt, steps=6,
+                          batch_size=2, slices=(3, 8, 12), class_names=NAMES, preview_every=3, preview_slices=(5,),
+                          preprocess=TINY_PRE, model=TINY_MODEL, device="cpu", threads=1)
+    return dataclasses.replace(base, **kw)
+
+
+def test_finetune_from_pretrained_emits_previews_and_saves_a_model(data, tmp_path):
+    events = []
+    result = api.finetune(ft_config(data, tmp_path / "m.pt"), on_event=events.append)
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert [p.step for p in previews] == [3, 6]
+    assert previews[0].slices == [5] and previews[0].masks[0].shape == (40, 40)  # source in-plane shape
+    state = load_checkpoint(result.model_path, "gcl-segmenter")
+    assert state["class_names"] == list(NAMES) and state["annotated_slices"] == [3, 8, 12]
+    assert result.annotated_slices == [3, 8, 12]
+
+
+def test_pretrained_encoder_is_loaded(data, tmp_path):
+    result = api.finetune(ft_config(data, tmp_path / "m.pt", steps=1, lr_encoder=1e-9, lr_decoder=1e-9))
+    pre = load_checkpoint(data[3])["model"]
+    got = load_checkpoint(result.model_path)["model"]
+    key = next(k for k in got if k.startswith("encoder."))
+    assert np.allclose(got[key].numpy(), pre[key].numpy(), atol=1e-6)
+
+
+def test_only_annotated_slices_are_used_and_empty_ones_are_found(data, tmp_path):
+    root, images, labels, _ = data
+    lab = api.load_volume(labels[0])
+    sparse = np.zeros_like(lab.array)
+    sparse[[4, 9]] = lab.array[[4, 9]]
+    path = api.export_nifti(sparse, lab, tmp_path / "sparse.nii.gz")
+    result = api.finetune(ft_config(data, tmp_path / "m.pt", labels=str(path), slices=None, steps=1))
+    assert result.annotated_slices == [4, 9]
+
+
+def test_continuing_from_a_model_adds_steps(data, tmp_path):
+    first = api.finetune(ft_config(data, tmp_path / "a.pt", steps=2))
+    second = api.finetune(ft_config(data, tmp_path / "b.pt", steps=3, init_model=first.model_path))
+    assert load_checkpoint(second.model_path)["steps"] == 5
+
+
+@pytest.mark.parametrize("case, message", [
+    ("shape", "does not match image shape"),
+    ("geometry", "geometry"),
+    ("empty", "no annotated slice"),
+    ("class", "absent from the class list"),
+    ("slice_range", "outside"),
+])
+def test_bad_label_input_is_a_clear_error(data, tmp_path, case, message):
+    root, images, labels, _ = data
+    lab = api.load_volume(labels[0])
+    kw = {}
+    if case == "shape":
+        kw["labels"] = str(write(lab.array[:, :30], tmp_path / "small.nii.gz"))
+    elif case == "geometry":
+        kw["labels"] = str(write(lab.array, tmp_path / "moved.nii.gz", origin=(0.0, 0.0, 0.0)))
+    elif case == "empty":
+        kw.update(labels=str(write(np.zeros_like(lab.array), tmp_path / "zero.nii.gz")), slices=None)
+    elif case == "class":
+        kw["class_names"] = ("background", "liver")
+    else:
+        kw["slices"] = (3, 99)
+    with pytest.raises(api.InputError, match=message):
+        api.finetune(ft_config(data, tmp_path / "m.pt", **kw))
+
+
+@pytest.fixture(scope="module")
+def model(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m.pt"
+    return api.finetune(ft_config(data, out, steps=8)).model_path
+
+
+def test_segmenter_predicts_in_source_geometry_and_exports(data, model, tmp_path):
+    image = api.load_volume(data[1][1])
+    pred = api.Segmenter.load(model, api.PredictConfig(device="cpu")).predict(image, keep_probabilities=True)
+    assert pred.labels.shape == image.array.shape and pred.labels.dtype == np.uint8
+    assert pred.probabilities.shape == (3, *image.array.shape)
+    assert np.allclose(pred.probabilities.astype(np.float32).sum(0), 1, atol=1e-2)
+    out = api.export_nifti(pred.labels, image, tmp_path / "seg.nii.gz", label_names=pred.class_names)
+    back = api.load_volume(out)
+    assert back.geometry.allclose(image.geometry) and np.array_equal(back.array, pred.labels)
+
+
+def test_onnx_export_matches_torch_and_predicts_the_same(data, model, tmp_path):
+    report = api.export_onnx(model, tmp_path / "m.onnx")
+    assert report.max_abs_diff < 1e-4
+    image = api.load_volume(data[1][0])
+    by_torch = api.Segmenter.load(model).predict(image)
+    onnx_seg = api.Segmenter.load(report.path)
+    assert onnx_seg.backend_name == "onnxruntime" and onnx_seg.class_names == list(NAMES)
+    agree = (onnx_seg.predict(image).labels == by_torch.labels).mean()
+    assert agree > 0.999
+
+
+def test_bad_onnx_files_are_clear_errors(model, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf at all")
+    with pytest.raises(api.InputError, match="not a loadable ONNX model"):
+        api.Segmenter.load(junk)
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(foreign))
+    with pytest.raises(api.InputError, match="not exported by GCL Studio"):
+        api.Segmenter.load(foreign)
+    with pytest.raises(api.OutputError, match=".onnx"):
+        api.export_onnx(model, tmp_path / "model.bin")
+
+
+def test_checkpoint_that_is_a_pickle_of_objects_is_refused(tmp_path):
+    import pickle
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": "gcl-segmenter", "payload": Path("/etc/passwd")}))
+    with pytest.raises(api.CheckpointError):
+        api.Segmenter.load(evil)
+
+
+def test_largest_component_keeps_one_blob_per_class():
+    labels = np.zeros((5, 20, 20), np.uint8)
+    labels[1:4, 2:8, 2:8] = 1
+    labels[2, 15:17, 15:17] = 1  # small island of class 1
+    labels[0, 10:12, 10:12] = 2
+    out = keep_largest_component(labels)
+    assert out[2, 15, 15] == 0 and out[2, 4, 4] == 1 and out[0, 10, 10] == 2
