@@ -16,6 +16,7 @@ import os
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None, grace_s: float = 30.0) -> None:
         super().__init__(parent)
         self.grace_s = grace_s
+        # (kind, config) -> config: settings a host window lays over every job (the standalone app's
+        # threads, cache folder, default device), whichever panel built the config
+        self.config_hook: Callable[[str, Any], Any] | None = None
         self.kind = ""
         self.cancel_file: Path | None = None
         self._proc: subprocess.Popen | None = None
@@ -99,6 +103,8 @@ class JobRunner(QObject):
             raise RuntimeError(f"a {self.kind} job is already running")
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        if self.config_hook is not None:
+            config = self.config_hook(kind, config)
         config_path = workdir / f"{kind}-config.json"
         config_path.write_text(api.to_json(config), encoding="utf-8")
         self.cancel_file = workdir / f"{kind}.cancel"
