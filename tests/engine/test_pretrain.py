@@ -136,3 +136,47 @@ def test_unwritable_run_folder_is_a_clear_error(folder, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match="cannot create the run folder"):
         pretrain(tiny(folder, blocker / "run"))
+
+
+def test_out_of_memory_halves_the_batch_and_goes_on(folder, tmp_path, monkeypatch):
+    from gcl_engine.events import Log
+    from gcl_engine.training import pretrain as pretrain_module
+
+    original = pretrain_module._Loop._train_step
+    calls = {"n": 0}
+
+    def flaky(self, step):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(self, step)
+
+    monkeypatch.setattr(pretrain_module._Loop, "_train_step", flaky)
+    events = []
+    result = pretrain(tiny(folder, tmp_path / "run", steps=2, volumes_per_batch=4), on_event=events.append)
+    assert result.steps_done == 2
+    assert any(isinstance(e, Log) and "batch halved to 2" in e.message for e in events)
+    assert read_metrics(tmp_path / "run")[-1]["volumes_per_batch"] == 2
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(folder, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    run = tmp_path / "run"
+    pretrain(tiny(folder, run, steps=2, checkpoint_every=1))
+    good = (run / "last.pt").read_bytes()
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith(".pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OutputError, match="disk full"):
+        pretrain(tiny(folder, run, steps=4, checkpoint_every=1), resume=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (run / "last.pt").read_bytes() == good
+    assert not list(run.rglob("*.tmp"))  # no half-written file left behind
+    assert load_checkpoint(run / "last.pt")["step"] == 2
