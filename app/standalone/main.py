@@ -8,6 +8,7 @@ when a window is really wanted, which also keeps ``--help`` instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -46,6 +47,16 @@ def create_app():  # -> QApplication (Qt types are imported lazily, see the modu
                     ipy_interactive=False)
 
 
+def self_test_config() -> Path:
+    """The self-test leaves the user's recent projects and crash locks alone: a throw-away config folder,
+    unless ``$GCL_STUDIO_CONFIG_DIR`` names one (the smoke test and the tests check what is left there)."""
+    from gcl_app.standalone.sessions import CONFIG_ENV, config_dir
+
+    if os.environ.get(CONFIG_ENV):
+        return config_dir()
+    return Path(tempfile.mkdtemp(prefix="gcl-studio-selftest-config-"))
+
+
 def run_gui(args: argparse.Namespace) -> int:
     app = create_app()
     from gcl_app.standalone.window import MainWindow
@@ -54,8 +65,7 @@ def run_gui(args: argparse.Namespace) -> int:
     if args.self_test:
         from gcl_app.standalone.selftest import run_self_test
 
-        config = Path(tempfile.mkdtemp(prefix="gcl-studio-selftest-config-"))
-        return run_self_test(MainWindow(config_folder=config), args.self_test_steps, args.screenshots)
+        return run_self_test(MainWindow(config_folder=self_test_config()), args.self_test_steps, args.screenshots)
     window = MainWindow()
     window.show()
     if args.project:

@@ -59,6 +59,9 @@ class Workspace(QObject):
         self._failed: set[str] = set()
         self.loader = ScanLoader(viewer, self)
         self.loader.failed.connect(self._on_load_failed)
+        self.loader.loaded.connect(lambda _key, layer: self._batch.append(layer))
+        self._batch: list[Any] = []  # layers of the load in progress
+        self._activate_new = False  # scans the user just opened become the image being annotated
         self.loader.done.connect(self._after_load)
 
     # --- opening and closing -------------------------------------------------------------------
@@ -140,6 +143,7 @@ class Workspace(QObject):
         known = {entry.path for entry in self.state.scans}
         for path in paths:
             self.state.add_scan(path)
+        self._activate_new = True
         self._load([entry for entry in self.state.scans if entry.path not in known])
 
     def _load(self, entries: list[pf.ScanEntry]) -> None:
@@ -147,6 +151,7 @@ class Workspace(QObject):
             self._after_load()
             return
         self.message.emit(f"Opening {len(entries)} scan(s) …")
+        self._batch = []
         self.loader.load([(e.path, pf.resolve_path(e.path), e.visible) for e in entries])
 
     def _on_load_failed(self, key: str, reason: str) -> None:
@@ -162,7 +167,10 @@ class Workspace(QObject):
             return
         images = self.images()
         names = [image.name for image in images]
+        new_images = [layer.name for layer in self._batch if role_of(layer) == "image"]
         active = self.state.active if self.state.active in names else (names[0] if names else "")
+        if self._activate_new and new_images:
+            active, self._activate_new = new_images[-1], False
         saved = [i for i in images if self.project.annotation_path(tied.volume_id_of(i)).is_file()]
         for image in [*(i for i in saved if i.name != active), *(i for i in images if i.name == active)]:
             if tied.find_layer(self.viewer, image, tied.ANNOTATIONS) is None or image.name == active:
