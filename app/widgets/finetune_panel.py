@@ -129,6 +129,9 @@ class FinetunePanel(QWidget):
             self.project.load_annotations(tied.volume_id_of(image), image.data.shape)
         if restored is not None and restored[1]:
             self.classes.set_names(restored[1])
+        # the preview layer is made now, below the annotations: adding a layer costs napari ~0.1 s of UI
+        # thread (its controls), which must not happen while a job streams previews
+        tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names(), opacity=self.form.opacity.value)
         layer = tied.ensure_layer(self.viewer, image, tied.ANNOTATIONS, self.classes.names(),
                                   data=None if restored is None else restored[0].astype(np.uint8))
         self._apply_classes()
@@ -218,9 +221,6 @@ class FinetunePanel(QWidget):
 
     def _start_job(self, labels_path: Path) -> None:
         cfg = self._config(labels_path)
-        tied.ensure_layer(self.viewer, self.image, tied.PREVIEW, self.classes.names(),
-                          opacity=self.form.opacity.value)
-        self._apply_classes()
         try:
             self.runner.start("finetune", cfg, self.project.job_dir("finetune"))
         except (OSError, RuntimeError, api.GCLError) as exc:

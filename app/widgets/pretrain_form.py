@@ -30,6 +30,8 @@ def job_threads() -> int:
 def device_choices(devices: list[api.DeviceInfo]) -> list[tuple[str, str]]:
     """(label, value) pairs for the device box; the label names the GPU and its memory."""
     choices = [("auto (best available)", "auto")]
+    if not any(dev.kind == "cpu" for dev in devices):
+        choices.append(("cpu", "cpu"))  # always there, even before the engine has looked for GPUs
     for dev in devices:
         memory = f", {dev.memory_gb:.0f} GB" if dev.memory_gb else ""
         choices.append((f"{dev.kind}: {dev.name}{memory}", dev.kind))

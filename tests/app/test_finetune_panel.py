@@ -1,0 +1,144 @@
+"""Annotate & fine-tune panel: paint slices, fine-tune in a child, preview layer, accept, autosave, keys."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.finetune_panel import SHORTCUTS, FinetunePanel
+from gcl_app.widgets.slices import current_slice, show_slice
+
+from tests.app.qt_helpers import StallMonitor
+
+LIVER = 5
+PAINTED = (8, 15, 22)
+
+
+def open_sample(viewer) -> FinetunePanel:
+    viewer.open_sample("gcl-studio", "ct")
+    _dock, panel = viewer.window.add_plugin_dock_widget("gcl-studio", "Annotate & fine-tune")
+    panel.image_chooser.setCurrentText("sample CT")
+    return panel
+
+
+def paint_liver(panel: FinetunePanel, viewer) -> np.ndarray:
+    """The user's three painted slices (taken from the reference labels, as a careful user would paint)."""
+    reference = viewer.layers["reference labels"].data
+    annotations = panel.attach()
+    panel.classes.set_names(["background", "liver"])
+    for k in PAINTED:
+        annotations.data[k] = (reference[k] == LIVER).astype(annotations.data.dtype)
+    annotations.refresh()
+    panel.autosaver.mark_dirty()
+    return annotations
+
+
+def tiny_form(panel: FinetunePanel, pretrained) -> None:
+    panel.form.pretrained.value = str(pretrained)
+    panel.form.steps.value, panel.form.preview_every.value, panel.form.device.value = 4, 2, "cpu"
+
+
+def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny_pretrained):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    tiny_form(panel, tiny_pretrained)
+    show_slice(viewer, annotations, 15)
+    assert current_slice(viewer, annotations) == 15
+    previews = []
+    panel.runner.preview.connect(previews.append)
+    monitor = StallMonitor()
+    monitor.start()
+    with qtbot.waitSignal(panel.preview_updated, timeout=90_000, check_params_cb=lambda kind: kind == "volume"):
+        panel.finetune_button.click()
+    monitor.stop()
+    assert monitor.max_gap_ms < 100, monitor.report()
+    preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
+    assert preview is not None and preview.data.shape == annotations.data.shape
+    assert previews and previews[-1].slices == [15] and previews[-1].masks[0].shape == annotations.data.shape[1:]
+    assert panel.project.current_model() is not None
+    assert panel.project.get("model_classes") == ["background", "liver"]
+    saved = panel.project.annotation_path("example_ct_sm")
+    assert saved.is_file() and json.loads(saved.with_name("example_ct_sm.labels.json").read_text())["1"] == "liver"
+
+    # accept the predicted slice 10 into the annotations, then fine-tune again from the current weights
+    show_slice(viewer, annotations, 10)
+    panel.accept_button.click()
+    np.testing.assert_array_equal(annotations.data[10], preview.data[10])
+    first_model = panel.project.current_model()
+    with qtbot.waitSignal(panel.preview_updated, timeout=90_000, check_params_cb=lambda kind: kind == "volume"):
+        panel.finetune()
+    config = json.loads((panel.project.job_dir("finetune") / "finetune-config.json").read_text())
+    assert config["init_model"] == str(first_model) and config["preview_slices"] == [10]
+    assert panel.project.current_model() != first_model
+    panel.shutdown()
+
+
+def test_annotations_come_back_after_a_restart(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    panel.classes.set_names(["background", "liver", "spleen"])
+    annotations.data[3, 10:20, 10:20] = 2
+    with qtbot.waitSignal(panel.autosaver.saved, timeout=30_000):
+        panel.autosaver.save_now()
+    painted = np.array(annotations.data)
+    panel.shutdown()
+    viewer.layers.remove(annotations)
+
+    fresh = FinetunePanel(viewer, panel.project)  # a new session on the same project folder
+    fresh.image_chooser.setCurrentText("sample CT")
+    restored = fresh.attach()
+    np.testing.assert_array_equal(restored.data, painted)
+    assert fresh.classes.names() == ["background", "liver", "spleen"]
+    fresh.shutdown()
+    fresh.deleteLater()
+
+
+def test_autosave_runs_on_its_timer_after_painting(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    panel.autosaver.set_interval(1)
+    annotations = panel.attach()
+    annotations.paint((12, 50, 60), 1)  # a brush stroke through napari's own painting API
+    assert panel.autosaver.dirty
+    with qtbot.waitSignal(panel.autosaver.saved, timeout=10_000):
+        pass
+    assert panel.project.annotation_path("example_ct_sm").is_file()
+    panel.shutdown()
+
+
+def test_shortcuts_move_and_are_listed_in_tooltips(make_napari_viewer):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    show_slice(viewer, annotations, 14)
+    bound = {str(key): func for key, func in viewer.keymap.items()}
+    [next_key] = [k for k in bound if k.replace("+", "-").lower() == SHORTCUTS["next"].lower()]
+    bound[next_key](viewer)
+    assert current_slice(viewer, annotations) == 16  # 15 is painted
+    assert SHORTCUTS["next"] in panel.next_button.toolTip()
+    assert SHORTCUTS["finetune"] in panel.finetune_button.toolTip()
+    assert SHORTCUTS["accept"] in panel.accept_button.toolTip()
+    panel.shutdown()
+
+
+def test_class_colours_apply_to_the_annotation_layer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = panel.attach()
+    panel.classes.set_colour(1, (0, 0, 255))
+    np.testing.assert_allclose(annotations.colormap.map(np.array([1]))[0], [0, 0, 1, 1])
+    panel.shutdown()
+
+
+def test_fine_tune_refuses_labels_beyond_the_class_list(make_napari_viewer):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = panel.attach()
+    panel.classes.set_names(["background", "liver"])
+    annotations.data[5, 0:4, 0:4] = 3
+    panel.finetune()
+    assert panel.status.is_error and "Label 3" in panel.status.text() and not panel.runner.running
+    panel.shutdown()
