@@ -146,6 +146,7 @@ def run_self_test(window: Any, steps: int = 2, screenshot_dir: Path | None = Non
         slices = paint_liver(window, image)
         seconds = fine_tune(window, steps)
         voxels = export_and_check(window, image, work / "exports" / "selftest_mask.nii.gz")
+        window.workspace.panels.finetune.go_next_unannotated()  # a slice where only the model's preview shows
         save_grab(window, screenshot_dir / "standalone_main.png" if screenshot_dir else None)
         window.close()
     except (SelfTestError, api.GCLError, OSError, ValueError) as exc:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gcl_app.standalone.assets import icon_path
 from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QIcon
 from qtpy.QtWidgets import (
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -20,6 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+RECENT_HEIGHT = 240
 ACTIONS = (
     ("new", "New project from a scan folder…",
      "Choose a folder of CT or MR scans (NIfTI, NRRD, MHA, DICOM); GCL Studio lists them and opens the first."),
@@ -38,7 +42,13 @@ class StartPage(QWidget):
     def __init__(self, version: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.buttons: dict[str, QPushButton] = {}
-        title = QLabel("<h1>GCL Studio</h1>", self)
+        title = QHBoxLayout()
+        icon = icon_path()
+        if icon is not None:
+            picture = QLabel(self)
+            picture.setPixmap(QIcon(str(icon)).pixmap(56, 56))
+            title.addWidget(picture)
+        title.addWidget(QLabel("<h1>GCL Studio</h1>", self), 1)
         subtitle = QLabel("Segment medical scans from a handful of painted slices: pre-train on your own "
                           "unlabeled scans, paint a few slices, fine-tune, export NIfTI.", self)
         subtitle.setWordWrap(True)
@@ -54,32 +64,37 @@ class StartPage(QWidget):
             self.buttons[key] = button
         grid.setColumnStretch(1, 1)
         self.recent = QListWidget(self)
+        self.recent.setMaximumHeight(RECENT_HEIGHT)
+        self.recent.setStyleSheet("QListWidget::item { padding: 5px; }")
         self.recent.itemActivated.connect(lambda item: self.recent_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.recent_label = QLabel("<b>Recent projects</b> (double-click to open)", self)
         footer = QLabel(f"version {version} · Help ▸ About lists the versions and licences", self)
         footer.setEnabled(False)
         self._layout(title, subtitle, grid, footer)
 
-    def _layout(self, title: QLabel, subtitle: QLabel, grid: QGridLayout, footer: QLabel) -> None:
+    def _layout(self, title: QHBoxLayout, subtitle: QLabel, grid: QGridLayout, footer: QLabel) -> None:
         card = QFrame(self)
         card.setMaximumWidth(900)
         inner = QVBoxLayout(card)
-        inner.addWidget(title)
+        inner.addLayout(title)
         inner.addWidget(subtitle)
         inner.addSpacing(12)
         inner.addLayout(grid)
         inner.addSpacing(12)
         inner.addWidget(self.recent_label)
-        inner.addWidget(self.recent, 1)
+        inner.addWidget(self.recent)
+        inner.addSpacing(8)
         inner.addWidget(footer)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(40, 30, 40, 30)
-        outer.addWidget(card, 1, Qt.AlignmentFlag.AlignHCenter)
+        outer.addStretch(1)
+        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addStretch(2)
 
     def set_recent(self, projects: list[Path]) -> None:
         self.recent.clear()
         for path in projects:
-            item = QListWidgetItem(f"{path.name}    —    {path.parent}")
+            item = QListWidgetItem(f"{path.name}     ({path.parent})")
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path))
             self.recent.addItem(item)
