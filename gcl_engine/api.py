@@ -70,11 +70,13 @@ def job_command(kind: str, config_path: str | Path, cancel_file: str | Path | No
     """argv of the child process that runs a long job (the CLI, with JSON events on stdout).
 
     ``kind`` is "pretrain" or "finetune"; the GUI starts this, reads one event per line with
-    :func:`event_from_json`, and asks for a stop by creating ``cancel_file``.
+    :func:`event_from_json`, and asks for a stop by creating ``cancel_file``. The child runs with
+    ``--background``: lower priority and one core left to the window, so the event loop never starves.
     """
     if kind not in ("pretrain", "finetune"):
         raise ConfigError(f"unknown job kind {kind!r}")
-    argv = [sys.executable, "-m", "gcl_engine.cli", kind, "--config", str(config_path), "--events", "json"]
+    argv = [sys.executable, "-m", "gcl_engine.cli", kind, "--config", str(config_path), "--events", "json",
+            "--background"]
     if cancel_file is not None:
         argv += ["--cancel-file", str(cancel_file)]
     if resume:

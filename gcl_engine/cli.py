@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +25,8 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--background", action="store_true",
+                   help="run as a GUI's worker: lower CPU priority and leave one core to the window")
     p.add_argument("--size", type=int, help="in-plane size the slices are resampled to (128 CPU, 224 GPU)")
     p.add_argument("--base-channels", type=int, help="U-Net width b (16 CPU, 32 GPU)")
 
@@ -124,6 +128,17 @@ def finetune_config(args: argparse.Namespace) -> api.FinetuneConfig:
     return cfg
 
 
+def _apply_background(args: argparse.Namespace, cfg):
+    """A GUI's child process must not starve the window's event loop on a small machine."""
+    if not getattr(args, "background", False):
+        return cfg
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
+    if cfg.threads is None and cfg.device in ("auto", "cpu"):
+        cfg = dataclasses.replace(cfg, threads=max(1, (os.cpu_count() or 2) - 1))
+    return cfg
+
+
 def _cancel_token(args: argparse.Namespace) -> api.CancelToken:
     token = api.FileCancelToken(args.cancel_file) if getattr(args, "cancel_file", None) else api.CancelToken()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,7 +169,7 @@ def run_scan(args) -> int:
 
 
 def run_pretrain(args) -> int:
-    cfg = pretrain_config(args)
+    cfg = _apply_background(args, pretrain_config(args))
     result = api.pretrain(cfg, on_event=_sink(args), cancel=_cancel_token(args), resume=args.resume)
     if args.events != "json":
         print(f"{result.status}: {result.steps_done} steps, checkpoint {result.checkpoint}")
@@ -162,7 +177,7 @@ def run_pretrain(args) -> int:
 
 
 def run_finetune(args) -> int:
-    cfg = finetune_config(args)
+    cfg = _apply_background(args, finetune_config(args))
     result = api.finetune(cfg, on_event=_sink(args), cancel=_cancel_token(args))
     if args.events != "json":
         print(f"{result.status}: {result.steps_done} steps on slices {result.annotated_slices}, "

@@ -33,7 +33,7 @@ def test_events_round_trip_through_json():
 def test_job_command_runs_the_cli_module(tmp_path):
     argv = api.job_command("finetune", tmp_path / "c.json", tmp_path / "stop", resume=True)
     assert argv[:3] == [sys.executable, "-m", "gcl_engine.cli"] and argv[3] == "finetune"
-    assert "--cancel-file" in argv and argv[-1] == "--resume"
+    assert "--cancel-file" in argv and argv[-1] == "--resume" and "--background" in argv
 
 
 def test_file_cancel_token(tmp_path):
