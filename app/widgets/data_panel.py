@@ -16,13 +16,21 @@ from gcl_app.widgets.common import EtaProgress, StatusLine
 from gcl_app.widgets.loss_plot import LossPlot
 from gcl_app.widgets.pretrain_form import PretrainForm
 from gcl_app.widgets.scan_view import ScanView
-from magicgui.widgets import FileEdit
+from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
 from gcl_engine import api
 
 CONFIG_NAME = "pretrain-config.json"  # what JobRunner.start writes into the run folder
+
+
+def _sample_scans() -> str:
+    """The bundled sample scans: what a new user can pre-train on before pointing at their own data."""
+    try:
+        return str(api.sample_paths()["scans"])
+    except (api.GCLError, KeyError):
+        return ""
 
 
 class DataPanel(QWidget):
@@ -58,7 +66,7 @@ class DataPanel(QWidget):
         self.plot = LossPlot(self)
         self.status = StatusLine(self)
         row = QHBoxLayout()
-        row.addWidget(self.folder.native, 1)
+        row.addWidget(Container(widgets=[self.folder]).native, 1)
         row.addWidget(self.scan_button)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.cancel_button, self.resume_button):
@@ -93,9 +101,8 @@ class DataPanel(QWidget):
         if key != "project":
             return
         self.project_label.setText(f"Project: {self.project.root}")
-        saved = self.project.get("scan_folder")
-        if saved and not str(self.folder.value).strip(". "):
-            self.folder.value = saved
+        if not self.folder_path():
+            self.folder.value = self.project.get("scan_folder") or _sample_scans()
         self._set_running(self.runner.running)
 
     # --- scanning ---------------------------------------------------------------------------

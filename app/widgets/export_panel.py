@@ -16,7 +16,7 @@ from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
 from gcl_app.widgets.finetune_panel import predict_volume
-from magicgui.widgets import FileEdit
+from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
@@ -72,13 +72,14 @@ class ExportPanel(QWidget):
         self.progress = EtaProgress(self)
         self.status = StatusLine(self)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.model.native)
-        layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button, self.folder.native,
-                                                 self.folder_out.native,
+        layout.addWidget(Container(widgets=[self.model]).native)
+        layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button,
+                                                 Container(widgets=[self.folder, self.folder_out]).native,
                                                  self._row(self.predict_folder_button, self.cancel_button)]))
-        layout.addWidget(self._group("Export masks", [self.labels_chooser, self.mask_path.native,
+        layout.addWidget(self._group("Export masks", [self.labels_chooser, Container(widgets=[self.mask_path]).native,
                                                       self.export_mask_button]))
-        layout.addWidget(self._group("Export model", [self.onnx_path.native, self.export_onnx_button]))
+        layout.addWidget(self._group("Export model", [Container(widgets=[self.onnx_path]).native,
+                                                      self.export_onnx_button]))
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)

@@ -18,7 +18,7 @@ from gcl_app.services import JobRunner
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
-from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
+from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
 from gcl_app.widgets.finetune_form import FinetuneForm, network_shape
 from gcl_app.widgets.pretrain_form import job_threads
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
@@ -48,6 +48,7 @@ class FinetunePanel(QWidget):
         self.autosaver = Autosaver(float(project.get("autosave_s", 30)), self)
         self.image: Any | None = None
         self._job_image: Any | None = None
+        self._annotated_throttle: Throttle | None = None
         self._build()
         self._connect()
         self._bind_keys()
@@ -136,6 +137,10 @@ class FinetunePanel(QWidget):
                                   data=None if restored is None else restored[0].astype(np.uint8))
         self._apply_classes()
         self.autosaver.watch(layer, self.project.save_annotations_from, self._save_context)
+        if self._annotated_throttle is None:
+            self._annotated_throttle = Throttle(self._show_annotated, 500, self)
+        for event in (layer.events.paint, layer.events.data):
+            event.connect(self._annotated_throttle.request)
         self.viewer.layers.selection.active = layer
         layer.mode, layer.selected_label = "paint", max(layer.selected_label, 1)
         self._show_annotated()

@@ -59,10 +59,13 @@ def render(figure: Figure, series: Series, width_px: int, height_px: int) -> np.
         steps, ys = series[key]
         target, style = (ax_conflict, "--") if is_conflict_key(key) else (ax, "-")
         lines += target.plot(steps, ys, linestyle=style, linewidth=1.8 if key == "loss" else 1.0, label=key)
-    if lines:
-        ax.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="upper right",
-                  facecolor=DARK_BG, labelcolor=TEXT, framealpha=0.6)
-    figure.subplots_adjust(left=0.13, right=0.86, top=0.96, bottom=0.16)
+    legend_rows = (len(lines) + 2) // 3
+    height = max(height_px, 150)
+    bottom = (34 + 11 * legend_rows) / height  # tick labels and "step" (~34 px), then ~11 px per legend row
+    if lines:  # below the axes, three columns: curves stay readable however many meta labels there are
+        figure.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="lower center", ncol=3,
+                      frameon=False, labelcolor=TEXT)
+    figure.subplots_adjust(left=0.11, right=0.88, top=0.97, bottom=min(bottom, 0.6))
     canvas = figure.canvas
     canvas.draw()
     return np.asarray(canvas.buffer_rgba()).copy()
