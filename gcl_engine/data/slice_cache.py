@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from gcl_engine.config import PreprocessConfig
 from gcl_engine.errors import OutputError
+from gcl_engine.io.atomic import atomic_write
 
 _PROBE = 1 << 20
 
@@ -68,14 +68,9 @@ class SliceCache:
     def put(self, key: str, slices: np.ndarray) -> np.ndarray:
         """Store atomically (temp file + rename) and return the memory map."""
         target = self.path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npy.tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_write(target) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(slices, dtype=np.float16))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
             raise OutputError(f"{target}: cannot write the slice cache ({exc.strerror})") from exc
         return np.load(target, mmap_mode="r")

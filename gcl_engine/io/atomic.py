@@ -31,11 +31,43 @@ def _suffix(path: Path) -> str:
     return path.suffix
 
 
-def temp_path_for(path: Path) -> Path:
-    """``<stem>.tmp-<random><suffix>`` beside ``path``."""
+def _stem_and_suffix(path: Path) -> tuple[str, str]:
     suffix = _suffix(path)
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    return path.with_name(f"{stem}.tmp-{secrets.token_hex(4)}{suffix}")
+    return (path.name[: len(path.name) - len(suffix)] if suffix else path.name), suffix
+
+
+def temp_path_for(path: Path) -> Path:
+    """``<stem>.tmp-<pid>-<random><suffix>`` beside ``path`` (the pid tells a dead writer's leftovers)."""
+    stem, suffix = _stem_and_suffix(path)
+    return path.with_name(f"{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # no cheap check: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temporary siblings of ``path`` left by writers that were killed (their process is gone)."""
+    stem, suffix = _stem_and_suffix(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f"{stem}.tmp-*{suffix}"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid_text = tmp.name[len(stem) + len(".tmp-"):].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            _remove_quietly(tmp)
+            removed.append(tmp)
+    return removed
 
 
 def os_error_to_output_error(path: Path, exc: OSError) -> OutputError | None:
@@ -71,6 +103,7 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on any failure it is removed."""
     target = Path(path)
+    remove_stale_temps(target)
     tmp = temp_path_for(target)
     try:
         yield tmp

@@ -7,15 +7,14 @@ reads every checkpoint we write and refuses any pickle of arbitrary objects.
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gcl_engine.errors import CheckpointError, OutputError
+from gcl_engine.io.atomic import atomic_write_bytes
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
@@ -25,20 +24,11 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     torch.save(payload, buffer)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        return atomic_write_bytes(target, buffer.getvalue())
+    except OutputError as exc:
+        raise OutputError(f"checkpoint not written, the previous one is intact: {exc}") from exc
     except OSError as exc:
-        raise OutputError(f"{target.parent}: cannot write checkpoints here ({exc.strerror})") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        reason = "disk full" if exc.errno == 28 else (exc.strerror or str(exc))
-        raise OutputError(f"{target}: checkpoint not written ({reason}); the previous one is intact") from exc
-    return target
+        raise OutputError(f"{target}: checkpoint not written ({exc.strerror or exc})") from exc
 
 
 def load_checkpoint(path: str | Path, expected_format: str | None = None) -> dict[str, Any]:

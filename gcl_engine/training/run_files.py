@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from gcl_engine.errors import CheckpointError, OutputError
+from gcl_engine.io.atomic import atomic_write_text
 from gcl_engine.training.checkpoint import load_checkpoint, save_checkpoint
 
 KEEP_CHECKPOINTS = 3
@@ -30,8 +30,6 @@ class RunFiles:
         return Path(configured) if configured else self.root / "cache"
 
     def write_config(self, text: str) -> None:
-        from gcl_engine.io.atomic import atomic_write_text
-
         atomic_write_text(self.root / "config.json", text)
 
     def save_checkpoint(self, payload: dict, step: int) -> Path:
@@ -68,13 +66,9 @@ class RunFiles:
                     kept.append(line)
             except (json.JSONDecodeError, KeyError):
                 continue
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
 
     def append_metrics(self, step: int, metrics: dict[str, float]) -> None:
         with open(self.root / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"step": step, **metrics}) + "\n")
 
-    def copy_last(self, target: str | Path) -> None:
-        shutil.copy2(self.root / "last.pt", target)
