@@ -37,13 +37,16 @@ if [ ! -x "$BUILD_VENV/bin/python" ] || [ "$(cat "$BUILD_VENV/.bundle-inputs" 2>
   else $PIP install -q "$TORCH_SPEC"; fi
   $PIP install -q "$ORT_SPEC" -r installer/requirements-bundle.txt
   inputs > "$BUILD_VENV/.bundle-inputs"
+  rm -rf "$ROOT/build/pyinstaller"  # PyInstaller's analysis cache belongs to the old environment
 fi
 echo "== installing gcl-studio into the build environment (a real install: PyInstaller needs its files)"
 $PIP install -q --no-deps --force-reinstall "$ROOT"
 t1=$(date +%s)
 
 echo "== PyInstaller (one folder)"
-"$BUILD_VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
+rm -f "$PACKAGE"  # never leave an older package beside a new build
+# no --clean: PyInstaller's cache in build/pyinstaller (checked against file times) makes a rebuild minutes shorter
+"$BUILD_VENV/bin/pyinstaller" --noconfirm --log-level WARN \
   --distpath "$DIST" --workpath "$ROOT/build/pyinstaller" installer/gcl_studio.spec
 install -m 644 installer/linux/gcl-studio.desktop resources/icons/gcl-studio.png resources/icons/gcl-studio.svg "$APP/"
 install -m 755 installer/linux/install.sh "$APP/install.sh"
