@@ -100,7 +100,20 @@ def write_image(image: sitk.Image, target: Path) -> Path:
             sitk.WriteImage(image, str(tmp), useCompression=True)
         except RuntimeError:
             raise OutputError(f"cannot write {target}: {_why_unwritable(target.parent)}") from None
+        if not _reads_back_equal(tmp, image):
+            raise OutputError(f"cannot write {target}: {_why_unwritable(target.parent)} (the written file did not "
+                              "read back whole; the previous file is intact)")
     return target
+
+
+def _reads_back_equal(path: Path, image: sitk.Image) -> bool:
+    """ITK's NIfTI writer reports success on a full disk and leaves a truncated file: check before the rename."""
+    try:
+        back = sitk.ReadImage(str(path))
+    except RuntimeError:
+        return False
+    return back.GetSize() == image.GetSize() and np.array_equal(sitk.GetArrayViewFromImage(back),
+                                                                sitk.GetArrayViewFromImage(image))
 
 
 def _why_unwritable(folder: Path) -> str:
