@@ -18,6 +18,13 @@ ANNOTATIONS = "annotations"
 PREVIEW = "preview"
 
 
+def same_layer(a: Any, b: Any) -> bool:
+    """Identity of layers; napari hands plugins proxies, a new one per lookup, so ``is`` is not enough."""
+    if a is None or b is None:
+        return a is b
+    return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
+
+
 def volume_id_of(image: Any) -> str:
     return str((image.metadata.get(META_KEY) or {}).get("volume_id") or image.name)
 

@@ -15,7 +15,7 @@ from gcl_app.layers import META_KEY, geometry_of, label_names_of, layer_affine, 
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
-from gcl_app.widgets.finetune_panel import predict_volume
+from gcl_app.widgets.preview import predict_volume
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker

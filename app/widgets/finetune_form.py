@@ -10,7 +10,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from gcl_app.widgets.pretrain_form import PRESETS, device_choices
+import numpy as np
+from gcl_app.layers import META_KEY
+from gcl_app.widgets.pretrain_form import PRESETS, device_choices, job_threads
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, SpinBox
 
 from gcl_engine import api
@@ -44,6 +46,18 @@ def network_shape(pretrained: Path | None, saved: dict[str, Any] | None) -> tupl
             dataclasses.replace(api.ModelConfig(), base_channels=QUICK["base_channels"], levels=QUICK["levels"]))
 
 
+def annotation_problem(image_metadata: dict[str, Any], labels: np.ndarray, n_classes: int) -> str:
+    """Why these annotations cannot be fine-tuned on yet ("" when they can)."""
+    if not (image_metadata.get(META_KEY) or {}).get("source"):
+        return "This image was not opened by GCL Studio's reader: reopen the file with it to fine-tune."
+    if not np.any(labels):
+        return "Paint at least one slice first."
+    top = int(labels.max())
+    if top >= n_classes:
+        return f"Label {top} is painted but the class list has only {n_classes - 1} class(es): add classes."
+    return ""
+
+
 class FinetuneForm(Container):
     """Pre-trained checkpoint, steps, preview cadence, device, continuation and preview opacity."""
 
@@ -70,3 +84,14 @@ class FinetuneForm(Container):
         self.device.choices = device_choices(devices)
         if current in [v for _, v in device_choices(devices)]:
             self.device.value = current
+
+    def config(self, image: str, labels: str, out: str, class_names: tuple[str, ...], init_model: str | None,
+               saved_shape: dict[str, Any] | None, preview_slice: int) -> api.FinetuneConfig:
+        """The job's config: the form's values, the network shape of what it starts from, the slice in view."""
+        pretrained = self.pretrained_path()
+        preprocess, model = network_shape(pretrained, saved_shape)
+        return api.FinetuneConfig(
+            image=image, labels=labels, out=out, pretrained=str(pretrained) if pretrained else None,
+            init_model=init_model, class_names=class_names, steps=int(self.steps.value),
+            preview_every=int(self.preview_every.value), preview_slices=(preview_slice,),
+            device=str(self.device.value), threads=job_threads(), preprocess=preprocess, model=model)

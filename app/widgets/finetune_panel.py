@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gcl_app.layers import META_KEY, geometry_of, layer_affine, volume_of_layer
+from gcl_app.layers import META_KEY, geometry_of, layer_affine
 from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
-from gcl_app.widgets.finetune_form import FinetuneForm, network_shape
-from gcl_app.widgets.pretrain_form import job_threads
+from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
+from gcl_app.widgets.preview import PreviewController
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -29,11 +29,6 @@ from superqt.utils import create_worker
 from gcl_engine import api
 
 SHORTCUTS = {"next": "Shift-N", "finetune": "Shift-F", "accept": "Shift-A"}
-
-
-def predict_volume(model: str, volume: api.Volume, device: str) -> api.Prediction:
-    """Whole-volume prediction (a thread worker runs this: seconds, not minutes)."""
-    return api.Segmenter.load(model, api.PredictConfig(device=device)).predict(volume)
 
 
 class FinetunePanel(QWidget):
@@ -45,9 +40,9 @@ class FinetunePanel(QWidget):
         super().__init__(parent)
         self.viewer, self.project = viewer, project
         self.runner = JobRunner(self)
+        self.previews = PreviewController(viewer, self)
         self.autosaver = Autosaver(float(project.get("autosave_s", 30)), self)
         self.image: Any | None = None
-        self._job_image: Any | None = None
         self._annotated_throttle: Throttle | None = None
         self._build()
         self._connect()
@@ -103,7 +98,9 @@ class FinetunePanel(QWidget):
         self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
         r = self.runner
         r.progress.connect(self.progress.set_progress)
-        r.preview.connect(self._on_preview)
+        r.preview.connect(self.previews.on_preview)
+        self.previews.updated.connect(self.preview_updated.emit)
+        self.previews.failed.connect(self._on_failed)
         r.log.connect(lambda e: self.status.info(e.message))
         r.finished.connect(self._on_finished)
         r.failed.connect(self._on_failed)
@@ -166,6 +163,13 @@ class FinetunePanel(QWidget):
         if preview is not None:
             preview.opacity = float(value)
 
+    def _annotations(self) -> Any | None:
+        """The annotation layer of the image chosen in the panel (attaching it first when it changed)."""
+        chosen = self.image_chooser.layer()
+        if chosen is not None and not tied.same_layer(chosen, self.image):
+            return self.attach()
+        return self.layer(tied.ANNOTATIONS) or self.attach()
+
     def _show_annotated(self) -> None:
         layer = self.layer(tied.ANNOTATIONS)
         done = annotated_slices(layer.data) if layer is not None else []
@@ -174,7 +178,7 @@ class FinetunePanel(QWidget):
     # --- actions ----------------------------------------------------------------------------
 
     def go_next_unannotated(self) -> None:
-        layer = self.layer(tied.ANNOTATIONS) or self.attach()
+        layer = self._annotations()
         if layer is None:
             return
         k = next_unannotated(layer.data, current_slice(self.viewer, layer))
@@ -184,41 +188,31 @@ class FinetunePanel(QWidget):
         show_slice(self.viewer, layer, k)
 
     def accept_preview(self) -> None:
-        annotations, preview = self.layer(tied.ANNOTATIONS), self.layer(tied.PREVIEW)
-        if annotations is None or preview is None:
-            self.status.error("No preview yet: fine-tune first.")
+        annotations = self._annotations()
+        if annotations is None:
             return
-        k = current_slice(self.viewer, annotations)
-        annotations.data[k] = preview.data[k].astype(annotations.data.dtype)
-        annotations.refresh()
+        done, message = self.previews.accept(annotations, self.image)
+        if not done:
+            self.status.error(message)
+            return
         self.autosaver.mark_dirty()
         self._show_annotated()
-        self.status.info(f"Slice {k}: preview accepted into the annotations; correct it if needed.")
+        self.status.info(message)
 
     def finetune(self) -> None:
         if self.runner.running:
             self.status.info("A fine-tune is already running.")
             return
-        annotations = self.layer(tied.ANNOTATIONS) or self.attach()
+        annotations = self._annotations()
         if annotations is None:
             return
-        problem = self._check_annotations(annotations)
+        problem = annotation_problem(self.image.metadata, annotations.data, len(self.classes.names()))
         if problem:
             self.status.error(problem)
             return
         self.finetune_button.setEnabled(False)
         self.progress.busy("saving annotations …")
         self.autosaver.save_now(then=self._start_job, on_error=self._on_save_error)
-
-    def _check_annotations(self, annotations: Any) -> str:
-        if not (self.image.metadata.get(META_KEY) or {}).get("source"):
-            return "This image was not opened by GCL Studio's reader: reopen the file with it to fine-tune."
-        if not annotated_slices(annotations.data):
-            return "Paint at least one slice first."
-        top, n = int(annotations.data.max()), len(self.classes.names())
-        if top >= n:
-            return f"Label {top} is painted but the class list has only {n - 1} class(es): add classes."
-        return ""
 
     def _on_save_error(self, message: str) -> None:
         self.finetune_button.setEnabled(True)
@@ -231,7 +225,8 @@ class FinetunePanel(QWidget):
         except (OSError, RuntimeError, api.GCLError) as exc:
             self._on_failed(f"Could not start fine-tuning: {exc}")
             return
-        self._job_image, self._job_config = self.image, cfg
+        self._job_config = cfg
+        self.previews.begin(self.image)
         self.cancel_button.setEnabled(True)
         self.status.info(f"Fine-tuning on slices {', '.join(map(str, annotated_slices(self._labels_now())))}")
 
@@ -240,29 +235,17 @@ class FinetunePanel(QWidget):
         return layer.data if layer is not None else np.zeros((0,))
 
     def _config(self, labels_path: Path) -> api.FinetuneConfig:
-        names = self.classes.names()
-        current = self.project.current_model()
+        names, current = self.classes.names(), self.project.current_model()
         continuing = bool(self.form.continue_model.value and current is not None
                           and self.project.get("model_classes") == names)
-        pretrained = self.form.pretrained_path()
-        saved = self.project.get("model_config") if continuing else None
-        preprocess, model = network_shape(pretrained, saved)
-        annotations = self.layer(tied.ANNOTATIONS)
-        return api.FinetuneConfig(
+        return self.form.config(
             image=str(self.image.metadata[META_KEY]["source"]), labels=str(labels_path),
-            out=str(self.project.new_model_path(tied.volume_id_of(self.image))),
-            pretrained=str(pretrained) if pretrained else None,
-            init_model=str(current) if continuing else None, class_names=tuple(names),
-            steps=int(self.form.steps.value), preview_every=int(self.form.preview_every.value),
-            preview_slices=(current_slice(self.viewer, annotations),), device=str(self.form.device.value),
-            threads=job_threads(), preprocess=preprocess, model=model)
+            out=str(self.project.new_model_path(tied.volume_id_of(self.image))), class_names=tuple(names),
+            init_model=str(current) if continuing else None,
+            saved_shape=self.project.get("model_config") if continuing else None,
+            preview_slice=current_slice(self.viewer, self.layer(tied.ANNOTATIONS)))
 
     # --- job events -------------------------------------------------------------------------
-
-    def _on_preview(self, event: api.Preview) -> None:
-        preview = tied.find_layer(self.viewer, self._job_image, tied.PREVIEW) if self._job_image else None
-        if preview is not None and tied.set_slices(preview, event.slices, event.masks):
-            self.preview_updated.emit("slices")
 
     def _on_finished(self, event: api.Finished) -> None:
         self.cancel_button.setEnabled(False)
@@ -275,7 +258,8 @@ class FinetunePanel(QWidget):
         cfg = self._job_config
         self.project.update(model=str(model), model_classes=list(cfg.class_names or ()),
                             model_config={"preprocess": api.to_dict(cfg.preprocess), "model": api.to_dict(cfg.model)})
-        self.predict_whole_volume(str(model))
+        self.progress.busy("predicting the whole volume …")
+        self.previews.predict(str(model), str(self.form.device.value), self.classes.names(), self._on_prediction)
 
     def _on_failed(self, message: str) -> None:
         self.cancel_button.setEnabled(False)
@@ -283,20 +267,9 @@ class FinetunePanel(QWidget):
         self.progress.done("fine-tuning failed")
         self.status.error(message)
 
-    def predict_whole_volume(self, model: str) -> None:
-        image = self._job_image or self.image
-        self.progress.busy("predicting the whole volume …")
-        create_worker(predict_volume, model, volume_of_layer(image), str(self.form.device.value),
-                      _connect={"returned": lambda p: self._on_prediction(image, p),
-                                "errored": lambda e: self._on_failed(f"Prediction failed: {e}")})
-
-    def _on_prediction(self, image: Any, prediction: api.Prediction) -> None:
-        preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names())
-        if tuple(prediction.labels.shape) == tuple(preview.data.shape):
-            preview.data = prediction.labels.astype(np.uint8 if prediction.labels.max() < 256 else np.uint16)
+    def _on_prediction(self) -> None:
         self._apply_classes()
         self.progress.done("preview: whole volume done")
-        self.preview_updated.emit("volume")
         self.status.info("Whole-volume preview ready. Accept good slices, correct, fine-tune again.")
 
     # --- project ----------------------------------------------------------------------------

@@ -142,3 +142,27 @@ def test_fine_tune_refuses_labels_beyond_the_class_list(make_napari_viewer):
     panel.finetune()
     assert panel.status.is_error and "Label 3" in panel.status.text() and not panel.runner.running
     panel.shutdown()
+
+
+def test_accepting_an_unpredicted_slice_never_wipes_annotations(make_napari_viewer):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    show_slice(viewer, annotations, 15)
+    before = np.array(annotations.data[15])
+    panel.accept_button.click()
+    assert panel.status.is_error and "no prediction" in panel.status.text()
+    np.testing.assert_array_equal(annotations.data[15], before)
+    panel.shutdown()
+
+
+def test_choosing_another_image_ties_the_actions_to_it(make_napari_viewer, oblique_nifti):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    panel.attach()
+    [other] = viewer.open(str(oblique_nifti), plugin="gcl-studio")
+    panel.image_chooser.setCurrentText(other.name)
+    panel.next_button.click()
+    assert f"{other.name} annotations" in viewer.layers and panel.image.name == other.name
+    assert viewer.layers[f"{other.name} annotations"].data.shape == other.data.shape
+    panel.shutdown()

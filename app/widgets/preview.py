@@ -1,0 +1,82 @@
+"""The preview layer's life: slices streamed by a running fine-tune, then the whole volume, then accepting.
+
+Kept apart from the panel because it has its own state: which slices of which image hold a real
+prediction. Accepting a slice that was never predicted would copy zeros over the user's work, so it
+is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from gcl_app.layers import volume_of_layer
+from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.slices import current_slice
+from qtpy.QtCore import QObject, Signal
+from superqt.utils import create_worker
+
+from gcl_engine import api
+
+
+def predict_volume(model: str, volume: api.Volume, device: str) -> api.Prediction:
+    """Whole-volume prediction (a thread worker runs this: seconds, not minutes)."""
+    return api.Segmenter.load(model, api.PredictConfig(device=device)).predict(volume)
+
+
+class PreviewController(QObject):
+    """Writes predictions into an image's preview layer and remembers which slices are predicted."""
+
+    updated = Signal(str)  # "slices" while training, "volume" once the whole volume is predicted
+    failed = Signal(str)
+
+    def __init__(self, viewer: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.image: Any | None = None
+        self.predicted: set[int] = set()
+
+    def begin(self, image: Any) -> None:
+        """A fine-tune of ``image`` starts: its previews go to that image's layer whatever is selected later."""
+        if not tied.same_layer(image, self.image):
+            self.predicted = set()
+        self.image = image
+
+    def layer(self) -> Any | None:
+        return tied.find_layer(self.viewer, self.image, tied.PREVIEW) if self.image is not None else None
+
+    def on_preview(self, event: api.Preview) -> None:
+        preview = self.layer()
+        written = tied.set_slices(preview, event.slices, event.masks) if preview is not None else []
+        if written:
+            self.predicted.update(written)
+            self.updated.emit("slices")
+
+    def predict(self, model: str, device: str, names: list[str], after: Callable[[], None]) -> None:
+        """Predict the whole volume in a thread worker; ``after`` runs on the UI thread when shown."""
+        image = self.image
+        if image is None:
+            return
+
+        def show(prediction: api.Prediction) -> None:
+            preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, names)
+            labels = prediction.labels
+            if tuple(labels.shape) == tuple(preview.data.shape):
+                preview.data = labels.astype(np.uint8 if labels.max() < 256 else np.uint16)
+                self.predicted = set(range(labels.shape[0]))
+            after()
+            self.updated.emit("volume")
+
+        create_worker(predict_volume, model, volume_of_layer(image), device,
+                      _connect={"returned": show, "errored": lambda e: self.failed.emit(f"Prediction failed: {e}")})
+
+    def accept(self, annotations: Any, image: Any) -> tuple[bool, str]:
+        """Copy the predicted slice in view into ``annotations``; (done, what to tell the user)."""
+        preview = tied.find_layer(self.viewer, image, tied.PREVIEW)
+        k = current_slice(self.viewer, annotations)
+        if preview is None or not tied.same_layer(image, self.image) or k not in self.predicted:
+            return False, f"Slice {k} has no prediction yet: fine-tune first (or wait for the whole-volume preview)."
+        annotations.data[k] = preview.data[k].astype(annotations.data.dtype)
+        annotations.refresh()
+        return True, f"Slice {k}: preview accepted into the annotations; correct it if needed."
