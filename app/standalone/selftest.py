@@ -22,7 +22,8 @@ import numpy as np
 from gcl_app.layers import NAMES_KEY, geometry_of, label_names_of, layer_affine
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.slices import show_slice
-from qtpy.QtCore import QEventLoop
+from qtpy.QtCore import QEventLoop, QPoint
+from qtpy.QtGui import QCursor
 from qtpy.QtWidgets import QApplication, QMainWindow
 
 from gcl_engine import api
@@ -53,6 +54,15 @@ def seconds_since_process_start() -> float | None:
         return uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
+
+def hover_canvas(window: Any) -> None:
+    """Put the pointer over the scan: napari draws the brush outline where the pointer is (else in a corner)."""
+    canvas = window.qt_viewer.canvas.native
+    QCursor.setPos(canvas.mapToGlobal(QPoint(int(canvas.width() * 0.42), int(canvas.height() * 0.4))))
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
 
 
 def save_grab(window: QMainWindow, path: Path | None) -> None:
@@ -147,6 +157,8 @@ def run_self_test(window: Any, steps: int = 2, screenshot_dir: Path | None = Non
         seconds = fine_tune(window, steps)
         voxels = export_and_check(window, image, work / "exports" / "selftest_mask.nii.gz")
         window.workspace.panels.finetune.go_next_unannotated()  # a slice where only the model's preview shows
+        if screenshot_dir is not None:
+            hover_canvas(window)
         save_grab(window, screenshot_dir / "standalone_main.png" if screenshot_dir else None)
         window.close()
     except (SelfTestError, api.GCLError, OSError, ValueError) as exc:
