@@ -58,3 +58,17 @@ def test_napari_open_and_save_use_the_plugin(make_napari_viewer, oblique_nifti, 
     back = api.load_volume(out)
     np.testing.assert_array_equal(back.array, labels.data)
     assert back.geometry.allclose(api.load_volume(oblique_nifti).geometry, tol=1e-5)
+
+
+def test_a_dicom_folder_is_offered_to_the_plugin_and_opens_with_geometry(make_napari_viewer):
+    """napari lists every reader for a folder (its own reads a stack without geometry): ours must be one."""
+    from npe2 import PluginManager
+
+    viewer = make_napari_viewer()
+    folder = str(api.sample_paths()["oblique_dicom"])
+    readers = {r.plugin_name for r in PluginManager.instance().iter_compatible_readers([folder])}
+    assert "gcl-studio" in readers
+    [layer] = viewer.open(folder, plugin="gcl-studio")
+    reference = api.load_volume(folder)
+    assert layer.data.shape == reference.array.shape
+    assert api.Geometry.from_dict(layer.metadata[GEOMETRY_KEY]).allclose(reference.geometry)
