@@ -137,9 +137,11 @@ class Project:
         return Path(path) if path and Path(path).is_file() else None
 
     def new_model_path(self, volume_id: str) -> Path:
+        """``models/<volume>-vNNN.pt``, one past the highest existing version (never an existing file)."""
         stem = safe_name(volume_id)
-        n = 1 + len(list((self.root / "models").glob(f"{stem}-v*.pt")))
-        return self.root / "models" / f"{stem}-v{n:03d}.pt"
+        versions = [int(m.group(1)) for p in (self.root / "models").glob(f"{stem}-v*.pt")
+                    if (m := re.fullmatch(re.escape(stem) + r"-v(\d+)\.pt", p.name))]
+        return self.root / "models" / f"{stem}-v{max(versions, default=0) + 1:03d}.pt"
 
     def job_dir(self, kind: str) -> Path:
         path = self.root / "jobs" / kind

@@ -83,10 +83,12 @@ class EtaProgress(QWidget):
         self.bar.setRange(0, 0)
         self.text.setText(message)
 
-    def done(self, message: str) -> None:
+    def done(self, message: str, complete: bool = True) -> None:
+        """Work ended: a full bar when it completed, an empty one when it failed or was cancelled."""
         self._throttle.flush()
+        self._last = None
         self.bar.setRange(0, 1)
-        self.bar.setValue(1 if "complete" in message or "done" in message.lower() else self.bar.value())
+        self.bar.setValue(1 if complete else 0)
         self.text.setText(message)
 
     def _show(self) -> None:

@@ -130,7 +130,7 @@ class DataPanel(QWidget):
 
     def _on_scan_error(self, exc: Exception) -> None:
         self.scan_button.setEnabled(True)
-        self.progress.done("scan failed")
+        self.progress.done("scan failed", complete=False)
         self.status.error(f"Scan failed: {exc}")
 
     # --- pre-training ------------------------------------------------------------------------
@@ -190,13 +190,13 @@ class DataPanel(QWidget):
             checkpoint = str(run / "last.pt")  # step files rotate away; last.pt is always the newest
         if checkpoint:
             self.project.update(pretrained=str(checkpoint))
-        self.progress.done(f"pre-training {event.status}")
+        self.progress.done(f"pre-training {event.status}", complete=event.status == "completed")
         self.status.info(f"Pre-training {event.status} after {event.result.get('steps', '?')} steps."
                          + (f" Checkpoint: {checkpoint}" if checkpoint else ""))
 
     def _on_failed(self, message: str) -> None:
         self._set_running(False)
-        self.progress.done("pre-training failed")
+        self.progress.done("pre-training failed", complete=False)
         self.status.error(message)
 
     def _set_running(self, running: bool) -> None:

@@ -213,7 +213,7 @@ class ExportPanel(QWidget):
         for button in (self.predict_button, self.predict_folder_button, self.export_onnx_button):
             button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.progress.done("failed")
+        self.progress.done("failed", complete=False)
         self.status.error(str(exc))
 
     def shutdown(self) -> None:

@@ -251,7 +251,7 @@ class FinetunePanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.finetune_button.setEnabled(True)
         model = event.result.get("model")
-        self.progress.done(f"fine-tuning {event.status}")
+        self.progress.done(f"fine-tuning {event.status}", complete=event.status == "completed")
         if not model:
             self.status.info(f"Fine-tuning {event.status}; no model was saved.")
             return
@@ -264,7 +264,7 @@ class FinetunePanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self.cancel_button.setEnabled(False)
         self.finetune_button.setEnabled(True)
-        self.progress.done("fine-tuning failed")
+        self.progress.done("fine-tuning failed", complete=False)
         self.status.error(message)
 
     def _on_prediction(self) -> None:
