@@ -47,7 +47,7 @@ bench: venv
 	$(BIN)/python benchmarks/run_all.py
 
 soak: venv sysdeps
-	$(BIN)/python -m pytest -q -m soak tests/soak
+	$(BIN)/python -m pytest -q -m soak tests/soak -p no:cacheprovider
 
 bundle: venv
 	bash installer/build.sh
