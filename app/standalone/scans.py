@@ -49,7 +49,11 @@ def _read_each(items: Sequence[tuple[str, Path, bool]]) -> Iterator[tuple[str, b
 
 
 class ScanLoader(QObject):
-    """Loads a batch of scans; ``loaded(key, layer)`` per layer, ``failed(key, reason)``, then ``done``."""
+    """Loads a batch of scans; ``loaded(key, layer)`` per layer, ``failed(key, reason)``, then ``done``.
+
+    Each batch has a generation number: results of a batch that was superseded (the user opened another
+    project while scans were still being read) are dropped instead of landing in the wrong project.
+    """
 
     loaded = Signal(str, object)
     failed = Signal(str, str)
@@ -58,22 +62,28 @@ class ScanLoader(QObject):
     def __init__(self, viewer: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
-        self.busy = False
+        self._generation = 0
 
     def load(self, items: Sequence[tuple[str, Path, bool]]) -> None:
         """``items``: (key, path, visible); the key is what the caller stores (e.g. ``sample:...``)."""
-        if self.busy:
-            raise RuntimeError("scans are still loading")
-        self.busy = True
-        create_worker(_read_each, list(items), _connect={"yielded": self._on_item, "finished": self._on_done})
+        self._generation += 1
+        batch = self._generation
+        create_worker(_read_each, list(items), _connect={"yielded": lambda item: self._on_item(batch, item),
+                                                         "finished": lambda: self._on_done(batch)})
 
-    def _on_item(self, item: tuple[str, bool, Any]) -> None:
+    def cancel(self) -> None:
+        """Forget the batch in progress (its worker finishes reading, its layers are never added)."""
+        self._generation += 1
+
+    def _on_item(self, batch: int, item: tuple[str, bool, Any]) -> None:
+        if batch != self._generation:
+            return
         key, visible, result = item
         if isinstance(result, Exception):
             self.failed.emit(key, str(result))
             return
         self.loaded.emit(key, add_layer(self.viewer, result, visible))
 
-    def _on_done(self) -> None:
-        self.busy = False
-        self.done.emit()
+    def _on_done(self, batch: int) -> None:
+        if batch == self._generation:
+            self.done.emit()

@@ -59,7 +59,8 @@ class Workspace(QObject):
         self._failed: set[str] = set()
         self.loader = ScanLoader(viewer, self)
         self.loader.failed.connect(self._on_load_failed)
-        self.loader.loaded.connect(lambda _key, layer: self._batch.append(layer))
+        self.loader.loaded.connect(self._on_loaded)
+        self._pending: set[str] = set()  # scans of the load in progress, kept in project.json meanwhile
         self._batch: list[Any] = []  # layers of the load in progress
         self._activate_new = False  # scans the user just opened become the image being annotated
         self.loader.done.connect(self._after_load)
@@ -72,7 +73,7 @@ class Workspace(QObject):
         (self.project.root / "exports").mkdir(exist_ok=True)
         if settings:
             self.project.update(**settings)  # before the panels, which read them when built
-        self.state, self._failed = state, set()
+        self.state, self._failed, self._pending = state, set(), set()
         self.state.app_version = api.__version__
         self.panels = PanelSet(self.window, self.viewer, self.project)
         pf.write_project_file(self.project.root, self.state)
@@ -130,6 +131,7 @@ class Workspace(QObject):
         """Save and close the open project (the window then shows the start page)."""
         if self.project is None:
             return
+        self.loader.cancel()
         self.save_state()
         self.panels.shutdown()  # writes unsaved annotations synchronously, into this project
         self.panels = None
@@ -151,10 +153,15 @@ class Workspace(QObject):
             self._after_load()
             return
         self.message.emit(f"Opening {len(entries)} scan(s) …")
-        self._batch = []
+        self._batch, self._pending = [], {e.path for e in entries}
         self.loader.load([(e.path, pf.resolve_path(e.path), e.visible) for e in entries])
 
+    def _on_loaded(self, key: str, layer: Any) -> None:
+        self._pending.discard(key)
+        self._batch.append(layer)
+
     def _on_load_failed(self, key: str, reason: str) -> None:
+        self._pending.discard(key)
         self._failed.add(key)
         self.message.emit(f"Could not open {pf.resolve_path(key)}: {reason}")
 
@@ -192,8 +199,8 @@ class Workspace(QObject):
             layer = present.pop(entry.path, None)
             if layer is not None:
                 kept.append(pf.ScanEntry(entry.path, bool(layer.visible)))
-            elif entry.path in self._failed:
-                kept.append(entry)
+            elif entry.path in self._failed or entry.path in self._pending:
+                kept.append(entry)  # not open (unreadable now, or still loading): not the user's removal
         kept += [pf.ScanEntry(path, bool(layer.visible)) for path, layer in present.items()]
         self.state.scans = kept
         image = self.panels.finetune.image if self.panels else None

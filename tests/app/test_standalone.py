@@ -242,3 +242,14 @@ def test_export_masks_from_the_file_menu_keeps_the_source_geometry(make_window, 
     assert np.allclose(back.geometry.origin, source.geometry.origin)
     assert np.allclose(back.geometry.direction, source.geometry.direction)
     assert np.allclose(back.geometry.spacing, source.geometry.spacing)
+
+
+def test_switching_projects_while_scans_load_keeps_each_project_whole(make_window, qtbot, two_scans, dirs):
+    window = make_window()
+    window.open_sample()  # starts reading the sample CT in a worker
+    sample = window.workspace.project.root
+    assert wait_ready(qtbot, window, lambda: window.new_project(str(two_scans))) != str(sample)
+    qtbot.wait(300)  # let a late result of the superseded load arrive, if one were still coming
+    assert [layer.name for layer in window.workspace.images()] == ["patient0_ct"]
+    assert [entry.path for entry in pf.read_project_file(sample).scans] == [
+        "sample:scans/example_ct_sm.nii.gz", "sample:labels/example_seg.nii.gz"]
