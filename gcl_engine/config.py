@@ -95,6 +95,7 @@ class PretrainConfig:
     amp: bool = True  # bf16 autocast on CUDA only
     seed: int = 0
     threads: int | None = None
+    data_workers: int | None = None  # batch-building processes; None: 0 on CPU, up to 8 beside a GPU
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
 

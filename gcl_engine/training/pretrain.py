@@ -23,7 +23,7 @@ from gcl_engine.training import checkpoint as ckpt
 from gcl_engine.training.distributed import DistContext, barrier, init_from_env
 from gcl_engine.training.gcl_step import StepInputs, gcl_step
 from gcl_engine.training.methods import plan_method
-from gcl_engine.training.pretrain_data import PretrainData
+from gcl_engine.training.pretrain_data import BatchFeed, PretrainData, default_workers
 from gcl_engine.training.run_files import RunFiles
 from gcl_engine.training.schedules import set_lr, warmup_cosine
 
@@ -113,6 +113,8 @@ class _Loop:
             ids = [device.index] if device.type == "cuda" else None
             self.encoder = torch.nn.parallel.DistributedDataParallel(net.encoder, device_ids=ids)
         self.last_metrics: dict[str, float] = {}
+        workers = default_workers(device.type, cfg.data_workers)
+        self.feed = BatchFeed(data, cfg.steps, ctx.rank, ctx.world_size, workers, pin=device.type == "cuda")
 
     def autocast(self):
         if self.device.type == "cuda" and self.cfg.amp:
@@ -157,7 +159,7 @@ class _Loop:
         t0 = time.perf_counter()
         cfg = self.cfg
         set_lr(self.opt, self.base_lrs, warmup_cosine(step, cfg.steps, cfg.warmup_fraction))
-        batch = self.data.batch(step, self.ctx.rank, self.ctx.world_size, self.volumes_per_batch)
+        batch = self.feed.get(step, self.volumes_per_batch)
         views = batch.views.to(self.device)
         if self.device.type == "cuda":
             views = views.contiguous(memory_format=torch.channels_last)

@@ -180,3 +180,14 @@ def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(folder, tm
     assert (run / "last.pt").read_bytes() == good
     assert not [p for p in run.rglob("*") if ".tmp" in p.name]  # no half-written file left behind
     assert load_checkpoint(run / "last.pt")["step"] == 2
+
+
+def test_worker_processes_build_the_same_batches_as_inline(folder, tmp_path):
+    """On a GPU the batches are built by worker processes; the curve must not change with it."""
+    inline = tmp_path / "inline"
+    pretrain(tiny(folder, inline, steps=4))
+    workers = tmp_path / "workers"
+    pretrain(tiny(folder, workers, steps=4, data_workers=2))
+    a = [row["loss"] for row in read_metrics(inline)]
+    b = [row["loss"] for row in read_metrics(workers)]
+    assert a == pytest.approx(b, rel=1e-6)
