@@ -46,8 +46,15 @@ class DataPanel(QWidget):
         self._connect()
         self._on_project("project")
         self.project.add_listener(self._on_project)
-        create_worker(api.describe_devices, _connect={"returned": self.form.set_devices,
+        self.devices_known = False
+        # also imports torch into this process, now rather than during a job: measured, the import holds the
+        # GIL (dlopen of libtorch) for ~0.4 s, which would freeze the window mid-training
+        create_worker(api.describe_devices, _connect={"returned": self._on_devices,
                                                       "errored": lambda e: self.status.error(str(e))})
+
+    def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
+        self.form.set_devices(devices)
+        self.devices_known = True
 
     def _build(self) -> None:
         self.project_label = QLabel(self)

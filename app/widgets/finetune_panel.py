@@ -49,8 +49,15 @@ class FinetunePanel(QWidget):
         self._bind_keys()
         self._refresh_pretrained()
         self.project.add_listener(self._on_project)
-        create_worker(api.describe_devices, _connect={"returned": self.form.set_devices,
+        self.devices_known = False
+        # also imports torch into this process, now rather than during a job: measured, the import holds the
+        # GIL (dlopen of libtorch) for ~0.4 s, which would freeze the window mid-training
+        create_worker(api.describe_devices, _connect={"returned": self._on_devices,
                                                       "errored": lambda e: self.status.error(str(e))})
+
+    def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
+        self.form.set_devices(devices)
+        self.devices_known = True
 
     def _build(self) -> None:
         self.image_chooser = LayerChooser(self.viewer, "image", self)
@@ -228,11 +235,8 @@ class FinetunePanel(QWidget):
         self._job_config = cfg
         self.previews.begin(self.image)
         self.cancel_button.setEnabled(True)
-        self.status.info(f"Fine-tuning on slices {', '.join(map(str, annotated_slices(self._labels_now())))}")
-
-    def _labels_now(self) -> np.ndarray:
-        layer = self.layer(tied.ANNOTATIONS)
-        return layer.data if layer is not None else np.zeros((0,))
+        painted = annotated_slices(self.layer(tied.ANNOTATIONS).data)
+        self.status.info(f"Fine-tuning on slices {', '.join(map(str, painted))}")
 
     def _config(self, labels_path: Path) -> api.FinetuneConfig:
         names, current = self.classes.names(), self.project.current_model()
@@ -271,8 +275,6 @@ class FinetunePanel(QWidget):
         self._apply_classes()
         self.progress.done("preview: whole volume done")
         self.status.info("Whole-volume preview ready. Accept good slices, correct, fine-tune again.")
-
-    # --- project ----------------------------------------------------------------------------
 
     def _on_project(self, key: str) -> None:
         if key in ("project", "pretrained"):

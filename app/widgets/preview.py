@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from gcl_app.layers import volume_of_layer
 from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.common import Throttle
 from gcl_app.widgets.slices import current_slice
 from qtpy.QtCore import QObject, Signal
 from superqt.utils import create_worker
@@ -36,6 +37,8 @@ class PreviewController(QObject):
         self.viewer = viewer
         self.image: Any | None = None
         self.predicted: set[int] = set()
+        self._pending: dict[int, np.ndarray] = {}
+        self._throttle = Throttle(self._apply_pending, 250, self)
 
     def begin(self, image: Any) -> None:
         """A fine-tune of ``image`` starts: its previews go to that image's layer whatever is selected later."""
@@ -47,17 +50,29 @@ class PreviewController(QObject):
         return tied.find_layer(self.viewer, self.image, tied.PREVIEW) if self.image is not None else None
 
     def on_preview(self, event: api.Preview) -> None:
-        preview = self.layer()
-        written = tied.set_slices(preview, event.slices, event.masks) if preview is not None else []
+        """Keep the newest mask per slice; the layer is refreshed at most four times a second."""
+        for k, mask in zip(event.slices, event.masks, strict=False):
+            self._pending[int(k)] = mask
+        self._throttle.request()
+
+    def _apply_pending(self) -> None:
+        preview, pending = self.layer(), self._pending
+        self._pending = {}
+        written = tied.set_slices(preview, list(pending), list(pending.values())) if preview is not None else []
         if written:
             self.predicted.update(written)
             self.updated.emit("slices")
+
+    def flush(self) -> None:
+        """Show what is pending now (the job ended)."""
+        self._throttle.flush()
 
     def predict(self, model: str, device: str, names: list[str], after: Callable[[], None]) -> None:
         """Predict the whole volume in a thread worker; ``after`` runs on the UI thread when shown."""
         image = self.image
         if image is None:
             return
+        self.flush()
 
         def show(prediction: api.Prediction) -> None:
             preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, names)

@@ -59,6 +59,7 @@ def test_tiny_pretraining_progress_cancel_resume(make_napari_viewer, qtbot, scan
     panel = open_panel(make_napari_viewer())
     scan(qtbot, panel, scan_folder)
     make_tiny(panel, steps=3000)
+    qtbot.waitUntil(lambda: panel.devices_known, timeout=60_000)  # torch is imported once the panel opens
     monitor = StallMonitor()
     monitor.start()
     panel.start_button.click()

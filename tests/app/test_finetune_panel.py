@@ -48,6 +48,7 @@ def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny
     assert current_slice(viewer, annotations) == 15
     previews = []
     panel.runner.preview.connect(previews.append)
+    qtbot.waitUntil(lambda: panel.devices_known, timeout=60_000)  # torch is imported once the panel opens
     monitor = StallMonitor()
     monitor.start()
     with qtbot.waitSignal(panel.preview_updated, timeout=90_000, check_params_cb=lambda kind: kind == "volume"):
