@@ -7,16 +7,16 @@ rate for the pre-trained encoder than for the fresh decoder, one-cycle schedule,
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gcl_engine import __version__
-from gcl_engine.config import FinetuneConfig, to_json
+from gcl_engine.config import FinetuneConfig, ModelConfig, PreprocessConfig, PretrainConfig, from_json, to_json
 from gcl_engine.errors import CheckpointError, InputError
-from gcl_engine.events import EventSink, Finished, Metric, Preview, Progress, emit
+from gcl_engine.events import EventSink, Finished, Log, Metric, Preview, Progress, emit
 from gcl_engine.inference.slices import predict_labels
 from gcl_engine.losses import class_weights_from_labels, segmentation_loss
 from gcl_engine.models import build_unet
@@ -43,12 +43,13 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
              labels_array: np.ndarray | None = None) -> FinetuneResult:
     cfg.validate()
     t0 = time.perf_counter()
+    cfg, start_state = _start_state(cfg, on_event)
     device = select_device(cfg.device)
     if device.type == "cpu":
         configure_cpu_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
     data = load_annotated(cfg, labels_array)
-    model, prior_steps = _initial_model(cfg, len(data.class_names))
+    model, prior_steps = _initial_model(cfg, start_state, len(data.class_names))
     model.to(device)
     groups = [{"params": model.encoder.parameters(), "lr": cfg.lr_encoder},
               {"params": model.decoder.parameters(), "lr": cfg.lr_decoder}]
@@ -83,19 +84,37 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
     return FinetuneResult(str(path), step, status, data.annotated, data.class_names, loss_value, first_preview)
 
 
-def _initial_model(cfg: FinetuneConfig, num_classes: int) -> tuple[torch.nn.Module, int]:
-    model = build_unet(cfg.model, num_classes)
+def _start_state(cfg: FinetuneConfig, on_event) -> tuple[FinetuneConfig, dict | None]:
+    """The checkpoint to start from, and the config with that checkpoint's network (and, to continue a
+    fine-tuned model, its preprocessing): a pre-trained encoder fixes the width and depth."""
+    if not (cfg.init_model or cfg.pretrained):
+        return cfg, None
     if cfg.init_model:
         state = load_checkpoint(cfg.init_model, SEGMENTER_FORMAT)
+        model = from_json(ModelConfig, state["model_config_json"])
+        pre = from_json(PreprocessConfig, state["preprocess_json"])
+    else:
+        state = load_checkpoint(cfg.pretrained, "gcl-pretrain")
+        saved = from_json(PretrainConfig, state["config_json"])
+        model, pre = saved.model, cfg.preprocess
+    if (model, pre) != (cfg.model, cfg.preprocess):
+        emit(on_event, Log("info", f"using the network of {Path(cfg.init_model or cfg.pretrained).name}: "
+                                   f"base {model.base_channels}, {model.levels} levels, {pre.size} px"))
+    return replace(cfg, model=model, preprocess=pre), state
+
+
+def _initial_model(cfg: FinetuneConfig, state: dict | None, num_classes: int) -> tuple[torch.nn.Module, int]:
+    model = build_unet(cfg.model, num_classes)
+    if state is None:
+        return model, 0
+    if state["format"] == SEGMENTER_FORMAT:
         if state["num_classes"] != num_classes:
             raise CheckpointError(f"{cfg.init_model}: a model of {state['num_classes']} classes, the labels need "
                                   f"{num_classes}; start a new fine-tune")
         _load(model, state["model"], cfg.init_model)
         return model, int(state.get("steps", 0))
-    if cfg.pretrained:
-        state = load_checkpoint(cfg.pretrained, "gcl-pretrain")
-        encoder = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
-        _load(model.encoder, encoder, cfg.pretrained)
+    encoder = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
+    _load(model.encoder, encoder, cfg.pretrained)
     return model, 0
 
 

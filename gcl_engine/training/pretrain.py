@@ -204,10 +204,11 @@ class _Loop:
             "method": self.plan.name,
         }
         try:
-            path = self.run_files.save_checkpoint(payload, step)
+            self.run_files.save_checkpoint(payload, step)
         except OutputError as exc:
             emit(self.sink, Log("error", str(exc)))
             raise
+        path = self.run_files.root / "last.pt"  # step files rotate away; last.pt always holds the newest
         emit(self.sink, CheckpointSaved(str(path), step, reason))
         return str(path)
 

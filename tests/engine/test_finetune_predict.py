@@ -158,3 +158,13 @@ def test_largest_component_keeps_one_blob_per_class():
     labels[0, 10:12, 10:12] = 2
     out = keep_largest_component(labels)
     assert out[2, 15, 15] == 0 and out[2, 4, 4] == 1 and out[0, 10, 10] == 2
+
+
+def test_network_shape_comes_from_the_pretrained_checkpoint(data, tmp_path):
+    """A user who forgets --base-channels still gets the pre-trained encoder, not a shape error."""
+    wider = dataclasses.replace(ft_config(data, tmp_path / "m.pt", steps=1), model=api.ModelConfig(base_channels=16))
+    events = []
+    result = api.finetune(wider, on_event=events.append)
+    state = load_checkpoint(result.model_path)
+    assert api.from_json(api.ModelConfig, state["model_config_json"]).base_channels == 4
+    assert any(isinstance(e, api.Log) and "using the network of" in e.message for e in events)
