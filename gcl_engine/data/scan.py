@@ -101,8 +101,14 @@ def scan_folder(
 
 
 def _scan_source(src: VolumeSource, cfg: PreprocessConfig, store: SliceCache | None) -> list[VolumeRecord]:
+    """Records of a source's volumes; a cache hit (same files, same preprocessing) reads no pixels at all."""
     files = list(src.files) or [src.path]
     fingerprint = source_fingerprint(files) if store is not None else ""
+    manifest_key = SliceCache.key(fingerprint, f"manifest|{src.path}", cfg) if store is not None else ""
+    if store is not None:
+        cached = _records_from_manifest(store, manifest_key)
+        if cached is not None:
+            return cached
     records = []
     for vol in load_volumes(src):
         if vol.array.ndim != 3:
@@ -118,6 +124,21 @@ def _scan_source(src: VolumeSource, cfg: PreprocessConfig, store: SliceCache | N
         if store is not None:
             rec.cache_key = _cache_volume(store, fingerprint, vol, cfg)
         records.append(rec)
+    if store is not None:
+        store.put_manifest(manifest_key, [asdict(r) for r in records])
+    return records
+
+
+def _records_from_manifest(store: SliceCache, key: str) -> list[VolumeRecord] | None:
+    rows = store.get_manifest(key)
+    if rows is None:
+        return None
+    try:
+        records = [VolumeRecord(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}) for row in rows]
+    except TypeError:  # written by another version: rebuild
+        return None
+    if not all(r.cache_key and store.get(r.cache_key) is not None for r in records):  # opens the header only
+        return None
     return records
 
 

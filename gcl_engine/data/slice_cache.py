@@ -17,7 +17,7 @@ import numpy as np
 
 from gcl_engine.config import PreprocessConfig
 from gcl_engine.errors import OutputError
-from gcl_engine.io.atomic import atomic_write
+from gcl_engine.io.atomic import atomic_write, atomic_write_text
 
 _PROBE = 1 << 20
 
@@ -64,6 +64,19 @@ class SliceCache:
         except (ValueError, OSError):
             p.unlink(missing_ok=True)
             return None
+
+    def get_manifest(self, key: str) -> list[dict] | None:
+        """What a source's volumes were (their records), so a cache hit needs no pixel read."""
+        try:
+            return json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def put_manifest(self, key: str, rows: list[dict]) -> None:
+        try:
+            atomic_write_text(self.folder / f"{key}.json", json.dumps(rows))
+        except OSError as exc:
+            raise OutputError(f"{self.folder}: cannot write the slice cache ({exc.strerror})") from exc
 
     def put(self, key: str, slices: np.ndarray) -> np.ndarray:
         """Store atomically (temp file + rename) and return the memory map."""

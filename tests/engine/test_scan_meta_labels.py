@@ -79,3 +79,22 @@ def test_sampler_takes_one_slice_per_partition_and_is_repeatable():
     for v in range(2):
         assert sorted(t.partition[rows[v * 4:(v + 1) * 4]].tolist()) == [0, 1, 2, 3]
     assert np.array_equal(rows, sampler.batch(7).rows)
+
+
+def test_a_cache_hit_reads_no_pixels(tmp_path, monkeypatch):
+    scans, _, _ = make_folder(tmp_path, n=2, with_labels=False)
+    pre = PreprocessConfig(size=32)
+    first = api.scan_folder(scans, cache=tmp_path / "cache", preprocess=pre)
+    import gcl_engine.data.scan as scan_module
+
+    def no_reading(source):
+        raise AssertionError(f"{source.path} was read again on a cache hit")
+
+    monkeypatch.setattr(scan_module, "load_volumes", no_reading)
+    second = api.scan_folder(scans, cache=tmp_path / "cache", preprocess=pre)
+    assert [v.volume_id for v in second.volumes] == [v.volume_id for v in first.volumes]
+    assert second.volumes == first.volumes and second.meta_labels.keys() == first.meta_labels.keys()
+    (scans / "case00_ct.nii.gz").touch()  # a changed file (new mtime) is read again
+    monkeypatch.undo()
+    third = api.scan_folder(scans, cache=tmp_path / "cache", preprocess=pre)
+    assert len(third.volumes) == 2
