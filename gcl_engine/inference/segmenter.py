@@ -113,19 +113,22 @@ class Segmenter:
         slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess).numpy()
         in_plane = tuple(np.moveaxis(volume.array, axis, 0).shape[1:])
         n, bs = slices.shape[0], self.config.batch_size
-        probs = []
-        for i in range(0, n, bs):
+        dtype = smallest_label_dtype(len(self.class_names) - 1)
+        argmax = np.empty((n, *in_plane), dtype)
+        probs = [] if keep_probabilities else None
+        for i in range(0, n, bs):  # one batch of full-resolution probabilities in memory at a time
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
             logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
-            probs.append(resize_back(torch.softmax(logits, 1), in_plane))
+            prob = resize_back(torch.softmax(logits, 1), in_plane)  # (b, K, H, W)
+            argmax[i:i + bs] = prob.argmax(1).numpy()
+            if probs is not None:
+                probs.append(prob.numpy().astype(np.float16))
             emit(on_event, Progress("predict", min(i + bs, n), n))
-        prob = torch.cat(probs)  # (n, K, H, W)
-        labels = np.moveaxis(prob.argmax(1).numpy(), 0, axis)
-        labels = labels.astype(smallest_label_dtype(len(self.class_names) - 1))
+        labels = np.moveaxis(argmax, 0, axis)
         if self.config.largest_component:
             labels = keep_largest_component(labels)
-        kept = np.moveaxis(prob.numpy().astype(np.float16), 0, axis + 1) if keep_probabilities else None
+        kept = np.moveaxis(np.concatenate(probs), 0, axis + 1) if probs is not None else None
         return Prediction(labels, self.class_names, volume.geometry, kept)
 
 
