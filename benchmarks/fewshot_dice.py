@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated rows; single:* = every usable meta label; method[key=value,...] overrides")
     p.add_argument("--k", type=_ints)
     p.add_argument("--seeds", type=_ints)
-    p.add_argument("--volumes", type=_list, help="labelled volumes: mr_sm, ct_sm, itk_kmeans, icbm")
+    p.add_argument("--volumes", type=_list,
+                   help="labelled volumes: mr_sm, ct_sm, itk_kmeans, icbm; none = pre-train + probe only")
     p.add_argument("--cross", type=_list, help="source>target pairs, e.g. ct_sm>dicom_ct; 'none' for none")
     p.add_argument("--size", type=int)
     p.add_argument("--base-channels", type=int)
@@ -99,6 +100,8 @@ def build_settings(args: argparse.Namespace):
             setattr(s, fld, val)
     if s.cross == ["none"]:
         s.cross = []
+    if s.volumes == ["none"]:  # pre-training, diagnostics and probe only (a cheap screen)
+        s.volumes = []
     if s.threads == 0:
         s.threads = None
     return s
@@ -145,24 +148,36 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(settings, variants, run_root, speed_patch=not args.no_speed_patch)
     records = Records(run_root / "records.jsonl")
     wall = 0.0 if args.report_only else run_plan(plan, records, settings.workers)
-    write_report(args, settings, plan, records, wall, time.perf_counter() - t0)
+    write_report(args, settings, plan, records, None if args.report_only else wall, time.perf_counter() - t0)
     return 0
 
 
-def write_report(args, settings, plan: Plan, records: Records, wall: float, total: float) -> None:
+def _engine_path() -> str:
+    import gcl_engine
+
+    return str(Path(gcl_engine.__file__).parent)
+
+
+def write_report(args, settings, plan: Plan, records: Records, wall: float | None, total: float) -> None:
     res = Results(plan, records)
     name = f"fewshot_{settings.name}" + (f"_{args.tag}" if args.tag else "")
     ns = argparse.Namespace(quick=False, results=args.results, no_write=args.no_write)
     config = {**dataclasses.asdict(settings), "variants_expanded": [v.name for v in plan.variants],
               "speed_patch": plan.speed_patch, "run_dir": str(plan.run_root), "argv": sys.argv[1:],
-              "threads_env": os.environ.get("OMP_NUM_THREADS")}
+              "threads_env": os.environ.get("OMP_NUM_THREADS"), "engine_path": _engine_path(),
+              "engine_commit": os.environ.get("FEWSHOT_ENGINE_COMMIT", "the working tree's (see git)")}
     rep = Report(name, f"Few-shot Dice benchmark ({settings.name}{', ' + args.tag if args.tag else ''})", ns, config)
+    rep.started -= total  # the header's duration covers the whole run, not only the report
     s = settings
     rep.add(f"Config `{s.name}`: {s.size} px, U-Net base {s.base_channels}, pre-training {s.pretrain_steps} steps "
             f"(V={s.volumes_per_batch} volumes x 4 partitions x 2 views), pool `{s.pool}`; fine-tuning "
             f"{s.finetune_steps} steps, FinetuneConfig defaults otherwise; k = {s.k}; seeds {s.seeds}; device "
-            f"{s.device}, {s.workers} worker(s) x {s.threads or 'default'} thread(s). This run: {wall:.0f} s of jobs, "
-            f"{total:.0f} s in all. Dice is 3D over the held-out slices of the volume, per class present in "
+            f"{s.device}, {s.workers} worker(s) x {s.threads or 'default'} thread(s); engine "
+            f"{config['engine_commit']} from {config['engine_path']}. "
+            + (f"This run: {wall:.0f} s of jobs, {total:.0f} s in all" if wall is not None else
+               "Report rebuilt from the records (--report-only)")
+            + f"; the jobs of this table took {res.job_seconds():.0f} worker-seconds. "
+            "Dice is 3D over the held-out slices of the volume, per class present in "
             "the support slices and in the held-out reference, mean over those classes; Δ is paired against the "
             "scratch row (same seed, same support slices): mean ± sd over seeds (wins / pairs). Cross rows "
             "(`a>b`) score the model fine-tuned on volume a on every slice of volume b.")

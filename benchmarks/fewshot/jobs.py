@@ -53,7 +53,7 @@ def apply_speed_patch() -> None:
 
 
 def _model(job: dict) -> ModelConfig:
-    return ModelConfig(base_channels=job["base_channels"])
+    return ModelConfig(base_channels=job["base_channels"], levels=job.get("levels", 5))
 
 
 def _pre(job: dict) -> PreprocessConfig:

@@ -44,7 +44,10 @@ class Plan:
 
     def _common(self, v: Variant) -> dict:
         s = self.settings
-        return {"size": int(v.get("size", s.size)), "base_channels": s.base_channels}
+        out = {"size": int(v.get("size", s.size)), "base_channels": s.base_channels}
+        if int(v.get("levels", 5)) != 5:  # only when not the default, so that earlier records keep their keys
+            out["levels"] = int(v.get("levels"))
+        return out
 
     def _add(self, v: Variant, seed: int, rank: int) -> None:
         s = self.settings

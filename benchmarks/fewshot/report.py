@@ -36,7 +36,7 @@ class Results:
     """Scores indexed by (variant, target, k, seed), from the records of one plan."""
 
     def __init__(self, plan: Plan, records: Records):
-        self.plan = plan
+        self.plan, self.records = plan, records
         self.scores: dict[tuple[str, str, int, int], dict] = {}
         self.pretrain: dict[tuple[str, int], dict] = {}
         self.targets: list[str] = []
@@ -176,6 +176,11 @@ class Results:
                     f"{spread:.3f}; worst paired GCL − scratch {min(d):+.3f}"
                     f"{' (worse than the spread)' if spread == spread and min(d) < -spread else ''}")
         return "\n".join(lines)
+
+    def job_seconds(self) -> float:
+        """Sum of the wall times of the jobs behind this table (two workers run side by side)."""
+        keys = {j["key"] for j in self.plan.finetune.values()} | set(self.plan.pretrain)
+        return float(sum(r.get("wall_s", 0.0) for k, r in self.records.by_key.items() if k in keys))
 
     def timing(self) -> dict:
         pt = [r["pretrain_s"] for r in self.pretrain.values() if r.get("steps_done")]

@@ -102,6 +102,55 @@ def _dicom_ct() -> Task:
     return task
 
 
+def _to_sitk(array: np.ndarray, geometry) -> sitk.Image:
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(geometry.spacing)
+    img.SetOrigin(geometry.origin)
+    img.SetDirection(geometry.direction)
+    return img
+
+
+def _dicom_ct_as_ct_sm() -> Task:
+    """The DICOM CT resampled in physical space onto a grid like the small CT's: its direction (-1,-1,1), 3 mm
+    in-plane, its in-plane size (122 x 101), centred on the DICOM's centre, the DICOM's 20 slices.
+
+    The engine slices the stored array as it is and resizes every slice to size x size: the small CT is stored
+    mirrored in i and j relative to the DICOM (direction -1,-1,1 vs identity) and covers 366 x 303 mm, not 500 x
+    500. This target shows what the cross-volume row would score if the engine reoriented and normalised the
+    spacing (written once into the run folder's derived/ as NIfTI).
+    """
+    out_dir = Path(os.environ.get("FEWSHOT_DERIVED", Path.home() / ".cache/gcl-studio/fewshot-runs/derived"))
+    image_path, label_path = out_dir / "dicom_ct_as_ct_sm.nii.gz", out_dir / "dicom_ct_as_ct_sm_labels.nii.gz"
+    if not (image_path.exists() and label_path.exists()):
+        src = load_task("dicom_ct")
+        vol = load_image("dicom_ct")
+        ct_sm = api.load_volume(BENCH_DATA / "volumes/totalseg/example_ct_sm.nii.gz")
+        g = vol.geometry
+        size = [122, 101, vol.array.shape[0]]
+        spacing = [3.0, 3.0, g.spacing[2]]
+        direction = np.array(ct_sm.geometry.direction).reshape(3, 3)
+        d_src = np.array(g.direction).reshape(3, 3)
+        centre = np.array(g.origin) + d_src @ (np.array(g.spacing) * (np.array(vol.array.shape[::-1]) - 1) / 2)
+        origin = centre - direction @ (np.array(spacing) * (np.array(size) - 1) / 2)
+        ref = sitk.Image(size, sitk.sitkFloat32)
+        ref.SetSpacing(spacing)
+        ref.SetOrigin(tuple(origin))
+        ref.SetDirection(tuple(direction.reshape(-1)))
+        img = sitk.Resample(_to_sitk(vol.array.astype(np.float32), g), ref, sitk.Transform(), sitk.sitkLinear, -1024.0)
+        lab = sitk.Resample(_to_sitk(src.labels.astype(np.uint8), g), ref, sitk.Transform(),
+                            sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for im, path in ((sitk.Cast(sitk.Round(img), sitk.sitkInt16), image_path), (lab, label_path)):
+            tmp = path.with_name(f".{os.getpid()}.{path.name}")
+            sitk.WriteImage(im, str(tmp))
+            os.replace(tmp, path)
+    vol = api.load_volume(image_path)
+    labels = _read_on_grid(label_path, vol)
+    return Task("dicom_ct_as_ct_sm", image_path, labels, ("background", *COMPACT), SMALL,
+                "the DICOM CT resampled onto a small-CT-like grid (direction, 3 mm, extent): "
+                "what reorientation + spacing normalisation in the engine would give")
+
+
 def _itk_kmeans() -> Task:
     image = BENCH_DATA / "volumes/itk_kmeans/KmeansTest_T1UCharRaw.nii.gz"
     vol = api.load_volume(image)
@@ -130,6 +179,7 @@ BUILDERS = {
     "ct_sm": lambda: _totalseg("ct_sm", "example_ct_sm.nii.gz", "example_seg.nii.gz", "example_seg.labels.json",
                                "TotalSegmentator CT 122x101x30, 3 mm, model-made map, 12 compact classes"),
     "dicom_ct": _dicom_ct,
+    "dicom_ct_as_ct_sm": _dicom_ct_as_ct_sm,
     "itk_kmeans": _itk_kmeans,
     "icbm": _icbm,
 }

@@ -3,7 +3,8 @@
 A variant is a pre-training method plus overrides, written ``method[key=value,...]``:
   - a PretrainConfig field: ``gcl[temperature_image=0.2]``, ``gcl[lambda_pixel=0]``, ``gcl[position_within=global]``,
     ``gcl[meta_labels=subject+position]`` (a tuple field: values joined by "+")
-  - ``steps`` (pre-training steps), ``size`` (pixels, pre-training and fine-tuning), ``pool`` (all | body)
+  - ``steps`` (pre-training steps), ``size`` (pixels, pre-training and fine-tuning), ``levels`` (U-Net depth,
+    both), ``pool`` (all | body)
   - ``ft.<FinetuneConfig field>`` for the fine-tuning recipe: ``gcl[ft.lr_encoder=1e-4]``
 Each row is compared with the scratch row that shares its fine-tuning settings (``random`` plus the same
 ``size`` and ``ft.*`` overrides), seed by seed, on the same support slices.
@@ -23,7 +24,7 @@ _PT_FIELDS = {f.name for f in dataclasses.fields(PretrainConfig)} - {
 _FT_FIELDS = {f.name for f in dataclasses.fields(FinetuneConfig)} - {
     "image", "labels", "out", "pretrained", "init_model", "slices", "class_names", "seed", "threads", "device",
     "preprocess", "model", "preview_every", "preview_slices", "steps"}
-_SPECIAL = {"steps", "size", "pool", "ft.steps"}
+_SPECIAL = {"steps", "size", "levels", "pool", "ft.steps"}
 
 
 def _value(text: str) -> Any:
@@ -82,7 +83,7 @@ class Variant:
 
     def baseline(self) -> Variant:
         """The scratch row with the same fine-tuning settings."""
-        keep = tuple((k, v) for k, v in self.overrides if k.startswith("ft.") or k == "size")
+        keep = tuple((k, v) for k, v in self.overrides if k.startswith("ft.") or k in ("size", "levels"))
         return Variant("random", keep)
 
 
@@ -119,7 +120,7 @@ PRESETS = {
                       probe_steps=50),
     # sized for ~60 min of wall time on 2 shared cores (see benchmarks/README.md, "Few-shot benchmark")
     "cpu": Settings("cpu", MAIN_METHODS, [1, 3, 5], [0, 1, 2], ["ct_sm"], ["ct_sm>dicom_ct", "ct_sm>mr_sm"],
-                    size=64, base_channels=16, pretrain_steps=200, finetune_steps=300, volumes_per_batch=4,
+                    size=64, base_channels=16, pretrain_steps=150, finetune_steps=300, volumes_per_batch=4,
                     pool="all", device="cpu", workers=2, threads=1),
     "gpu": Settings("gpu", MAIN_METHODS, [1, 3, 5], [0, 1, 2, 3], ["mr_sm", "ct_sm", "itk_kmeans", "icbm"],
                     ["ct_sm>dicom_ct", "ct_sm>mr_sm"], size=224, base_channels=32, pretrain_steps=3000,
