@@ -2,7 +2,8 @@
 
 Two paths, for each ``preview_every``:
   * in-process: ``api.finetune(cfg, on_event=...)`` called in this script's process, after the engine import:
-    the process's first call ("cold", first use of the kernels) and further calls ("warm", median);
+    the process's first call ("cold", first use of the kernels) and further calls ("warm", median), with the
+    engine's default thread count and with one thread (what the GUI's ``--background`` child uses here);
   * child process, as the GUI does it: ``api.job_command("finetune", cfg_json, cancel_file)`` started with
     subprocess, JSON events read line by line until the first Preview (imports, volume loading and
     preprocessing included); then the cancel file is created and the time to the child's exit is noted.
@@ -27,20 +28,20 @@ SAMPLE_CT = SAMPLE_DATA / "scans" / "example_ct_sm.nii.gz"
 SAMPLE_LABELS = SAMPLE_DATA / "labels" / "example_seg.nii.gz"
 
 
-def _config(spec: dict, preview_every: int, out: Path):
+def _config(spec: dict, preview_every: int, out: Path, threads: int | None = None):
     from gcl_engine import api
 
     return api.FinetuneConfig(
         image=str(SAMPLE_CT), labels=str(SAMPLE_LABELS), out=str(out), slices=(5, 15, 25), steps=spec["steps"],
-        preview_every=preview_every, preview_slices=(15,), device="cpu", threads=spec.get("threads"),
+        preview_every=preview_every, preview_slices=(15,), device="cpu", threads=threads,
         preprocess=api.PreprocessConfig(size=spec["size"]), model=api.ModelConfig(base_channels=spec["base"]))
 
 
-def inprocess_run(spec: dict, preview_every: int, work: Path, index: int) -> dict:
+def inprocess_run(spec: dict, preview_every: int, work: Path, index: int, threads: int | None) -> dict:
     """``api.finetune`` in this process, stopped (cancelled) at its first Preview."""
     from gcl_engine import api
 
-    cfg = _config(spec, preview_every, work / f"inproc_{preview_every}_{index}.pt")
+    cfg = _config(spec, preview_every, work / f"inproc_{preview_every}_{index}_{threads}.pt", threads)
     token = api.CancelToken()
     seen: dict = {}
 
@@ -57,7 +58,7 @@ def inprocess_run(spec: dict, preview_every: int, work: Path, index: int) -> dic
     end = time.perf_counter()
     return {"preview_s": seen["preview"] - start, "first_step_s": seen["first_step"] - start,
             "end_s": end - start, "engine_first_preview_s": result.seconds_to_first_preview,
-            "steps": result.steps_done, "load_1min": load0}
+            "steps": result.steps_done, "load_1min": load0, "threads": threads}
 
 
 def child_process_run(spec: dict, preview_every: int, work: Path, index: int) -> dict:
@@ -92,7 +93,13 @@ def child_process_run(spec: dict, preview_every: int, work: Path, index: int) ->
         raise RuntimeError(f"no Preview event (exit {proc.returncode}):\n{err[-2000:]}")
     return {"preview_s": marks["preview"] - start, "first_line_s": marks["first_line"] - start,
             "first_step_s": marks["first_step"] - start, "end_s": end - start, "exit_code": proc.returncode,
-            "load_1min": load0}
+            "load_1min": load0, "argv": argv[1:]}
+
+
+def _threads_name(threads: int | None) -> str:
+    import os as _os
+
+    return f"engine default: {_os.cpu_count()} threads" if threads is None else f"threads={threads}"
 
 
 def main() -> None:
@@ -102,17 +109,19 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--base", type=int, default=16, help="U-Net base channels")
     p.add_argument("--steps", type=int, default=300, help="configured length (stopped at the first Preview)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: the engine's choice)")
+    p.add_argument("--inproc-threads", default="engine,1",
+                   help="thread settings of the in-process runs: 'engine' (FinetuneConfig.threads=None) and/or numbers")
     args = p.parse_args()
     be_nice(args.nice)
     if args.quick:
         args.preview_every, args.repeats = "10", 1
     everies = [int(x) for x in args.preview_every.split(",")]
-    config = {k: getattr(args, k) for k in ("preview_every", "repeats", "size", "base", "steps", "threads")}
+    config = {k: getattr(args, k) for k in ("preview_every", "repeats", "size", "base", "steps",
+                                            "inproc_threads")}
     report = Report("finetune_latency", "Fine-tune: time to the first Preview (CPU, issue 4)", args, config)
     work = Path(tempfile.mkdtemp(prefix="gcl-bench-ft-"))
-    spec = {"size": args.size, "base": args.base, "steps": args.steps, "threads": args.threads,
-            "repeats": args.repeats, "work": str(work)}
+    spec = {"size": args.size, "base": args.base, "steps": args.steps, "repeats": args.repeats, "work": str(work)}
+    thread_settings = [None if t.strip() == "engine" else int(t) for t in args.inproc_threads.split(",")]
     rows = []
     try:
         t0 = time.perf_counter()
@@ -120,25 +129,32 @@ def main() -> None:
 
         import_s = time.perf_counter() - t0
         cold = None
+
+        def row(every, name, runs):
+            per_step = [(r["preview_s"] - r["first_step_s"]) / max(every - 1, 1) for r in runs]
+            rows.append([every, name, median([r["preview_s"] for r in runs]),
+                         median([r["first_step_s"] for r in runs]), median(per_step),
+                         median([r["end_s"] for r in runs]),
+                         median([r["first_line_s"] for r in runs]) if "first_line_s" in runs[0] else "-",
+                         ", ".join(f"{r['preview_s']:.2f}" for r in runs),
+                         ", ".join(f"{r['load_1min']:.1f}" for r in runs)])
+
         for every in everies:
-            inproc, child = [], []
-            for i in range(args.repeats + (1 if cold is None else 0)):  # alternate: load drift hits both alike
-                run = inprocess_run(spec, every, work, i)
+            inproc: dict = {t: [] for t in thread_settings}
+            child = []
+            for i in range(args.repeats + (1 if cold is None else 0)):  # alternate: load drift hits all alike
                 if cold is None:
-                    cold = {**run, "preview_every": every}
-                    rows.append([every, "in-process, first call of the process", run["preview_s"],
-                                 run["first_step_s"], run["end_s"], "-", f"{run['preview_s']:.2f}",
-                                 f"{run['load_1min']:.1f}"])
+                    cold = {**inprocess_run(spec, every, work, i, thread_settings[0]), "preview_every": every}
+                    row(every, f"in-process, first call of the process ({_threads_name(thread_settings[0])})",
+                        [cold])
                     continue
-                inproc.append(run)
+                for t in thread_settings:
+                    inproc[t].append(inprocess_run(spec, every, work, i, t))
                 child.append(child_process_run(spec, every, work, i))
-            for name, runs in (("in-process, warm", inproc), ("child process (job_command)", child)):
-                rows.append([every, name, median([r["preview_s"] for r in runs]),
-                             median([r["first_step_s"] for r in runs]), median([r["end_s"] for r in runs]),
-                             median([r["first_line_s"] for r in runs]) if "first_line_s" in runs[0] else "-",
-                             ", ".join(f"{r['preview_s']:.2f}" for r in runs),
-                             ", ".join(f"{r['load_1min']:.1f}" for r in runs)])
-            report.data[str(every)] = {"in_process": inproc, "child": child}
+            for t in thread_settings:
+                row(every, f"in-process, warm ({_threads_name(t)})", inproc[t])
+            row(every, "child process (job_command)", child)
+            report.data[str(every)] = {"in_process": {str(t): v for t, v in inproc.items()}, "child": child}
         report.data["cold"], report.data["import_s"] = cold, import_s
         report.add(f"Sample CT (30 x 101 x 122), 118 classes, slices 5,15,25 annotated, preview of slice 15; "
                    f"size {args.size}, U-Net base {args.base}, batch 4, {args.steps} steps configured and stopped "
@@ -147,10 +163,14 @@ def main() -> None:
                    f"exited after the cancel (the model is saved on the way out); 'first line' = the child's "
                    f"first JSON event (interpreter + engine import + volume loading). In-process runs happen in "
                    f"this script's process, which imported the engine in {import_s:.2f} s before (not counted); "
-                   f"in-process and child runs alternate, so a change of machine load hits both; the 1-minute load "
-                   f"average at each run's start is listed. Medians over {args.repeats} runs.\n")
-        report.add(markdown_table(["preview_every", "path", "first Preview s", "first step s", "end s",
-                                   "first line s", "runs (first Preview) s", "load at start"], rows))
+                   f"in-process and child runs alternate, so a change of machine load hits all; the 1-minute load "
+                   f"average at each run's start is listed. Medians over {args.repeats} runs. 's/step' = (first "
+                   f"Preview - first step) / (preview_every - 1). The child is started with the argv of "
+                   f"api.job_command: `{' '.join(report.data[str(everies[0])]['child'][0]['argv'][1:4])} ... "
+                   f"{' '.join(a for a in report.data[str(everies[0])]['child'][0]['argv'] if a.startswith('--b'))}`"
+                   f" (the CLI's --background: niceness +10 and cpu_count - 1 threads).\n")
+        report.add(markdown_table(["preview_every", "path", "first Preview s", "first step s", "s/step",
+                                   "end s", "first line s", "runs (first Preview) s", "load at start"], rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report.write()

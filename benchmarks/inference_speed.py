@@ -50,6 +50,8 @@ def child_predict(spec: dict) -> None:
     from gcl_engine import api
     from gcl_engine.data.preprocessing import prepare_volume_slices
 
+    if spec.get("torch_threads"):
+        torch.set_num_threads(spec["torch_threads"])  # Segmenter leaves torch's default (all cores)
     cfg = api.PredictConfig(backend=spec["backend"], device=spec["device"], batch_size=spec["batch_size"])
     t0 = time.perf_counter()
     seg = api.Segmenter.load(spec["model"], cfg)
@@ -113,6 +115,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16, help="PredictConfig.batch_size")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (onnxruntime uses CUDA when not cpu)")
     p.add_argument("--finetune-steps", type=int, default=5)
+    p.add_argument("--backends", default="torch,onnxruntime")
+    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads in the torch child (default: torch's)")
+    p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     be_nice(args.nice)
@@ -129,9 +134,11 @@ def main() -> None:
         volumes.append(found[0])
     sizes = [int(s) for s in args.sizes.split(",")]
     config = {k: getattr(args, k) for k in ("sizes", "big", "repeats", "warmup", "batch_size", "device",
-                                            "finetune_steps")}
+                                            "finetune_steps", "backends", "torch_threads")}
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     config["volumes"] = [str(v) for v in volumes]
-    report = Report("inference_speed" + ("_cuda" if args.device.startswith("cuda") else ""),
+    report = Report("inference_speed" + ("_cuda" if args.device.startswith("cuda") else "")
+                    + (f"_{args.tag}" if args.tag else ""),
                     f"Whole-volume inference, torch eager vs onnxruntime ({args.device}, issue 4)", args, config)
     work = Path(tempfile.mkdtemp(prefix="gcl-bench-infer-"))
     rows, net_rows, prep_rows, agree_rows = [], [], [], []
@@ -147,7 +154,10 @@ def main() -> None:
             prep_rows.append([size, ft_s, ex_s, model.stat().st_size / 1e6, onnx.stat().st_size / 1e6])
             per_backend = {}
             for backend, path in (("torch", model), ("onnxruntime", onnx)):
+                if backend not in backends:
+                    continue
                 spec = {"backend": backend, "model": str(path), "device": args.device, "repeats": args.repeats,
+                        "torch_threads": args.torch_threads,
                         "warmup": args.warmup, "batch_size": args.batch_size, "size": size, "work": str(work),
                         "volumes": [str(v) for v in volumes]}
                 r = run_child([sys.executable, __file__, "--nice", str(args.nice), "--child", json.dumps(spec)])
@@ -163,13 +173,15 @@ def main() -> None:
                 report.data.setdefault(str(size), {})[backend] = r
             import numpy as np
 
-            for vt, vo in zip(per_backend["torch"]["volumes"], per_backend["onnxruntime"]["volumes"], strict=True):
+            both = "torch" in per_backend and "onnxruntime" in per_backend
+            for vt, vo in zip(*(per_backend[b]["volumes"] for b in ("torch", "onnxruntime")), strict=True) if both \
+                    else ():
                 a, b = np.load(vt["labels_file"]), np.load(vo["labels_file"])
                 speedup = vt["predict"]["median_s"] / vo["predict"]["median_s"]
                 net_speedup = vt["network"]["median_s"] / vo["network"]["median_s"]
                 agree_rows.append([size, Path(vt["volume"]).name, speedup, net_speedup, float((a == b).mean())])
             report.data[str(size)]["finetune_s"], report.data[str(size)]["export_s"] = ft_s, ex_s
-        classes = report.data[str(sizes[0])]["torch"]["classes"]
+        classes = next(iter(report.data[str(sizes[0])][b] for b in backends))["classes"]
         report.add(f"Model: U-Net base 16, 5 levels, {classes} classes (all labels of example_seg), fine-tuned "
                    f"{args.finetune_steps} steps from scratch; batch size {args.batch_size}; {args.warmup} warm-up + "
                    f"{args.repeats} timed predict() calls, median; each (size, backend) in its own child process, "
@@ -177,10 +189,11 @@ def main() -> None:
                    f"slices/s counts the slices along the cut axis.\n")
         report.add(markdown_table(["px", "volume", "shape", "backend", "slices/s", "median s", "runs s",
                                    "peak RSS MiB"], rows))
-        report.add("onnxruntime against torch (time ratio torch / onnxruntime; > 1: onnxruntime faster), and the "
-                   "share of voxels where the two label maps agree:\n")
-        report.add(markdown_table(["px", "volume", "predict speed-up", "network-only speed-up", "labels agree"],
-                                  agree_rows, digits=3))
+        if agree_rows:
+            report.add("onnxruntime against torch (time ratio torch / onnxruntime; > 1: onnxruntime faster), and "
+                       "the share of voxels where the two label maps agree:\n")
+            report.add(markdown_table(["px", "volume", "predict speed-up", "network-only speed-up", "labels agree"],
+                                      agree_rows, digits=3))
         report.add("Network alone (backend logits over the prepared slices) and its share of predict():\n")
         report.add(markdown_table(["px", "volume", "backend", "network slices/s", "share of predict time"],
                                   net_rows))

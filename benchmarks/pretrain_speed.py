@@ -1,19 +1,25 @@
 """Pre-training step speed and memory per method, the data pipeline alone, and exact-vs-fast Mitigator agreement
 (issue 3).
 
-Every (method, size) runs in its own child process, so its peak RSS is its own. A child builds the real run's
-objects (``PretrainData`` over the benchmark volumes' slice cache, ``GCLPretrainNet``, AdamW, ``plan_method``) and
-repeats what ``pretrain._Loop._train_step`` does per step, timing two parts separately:
-  * data: ``PretrainData.batch(step, 0, 1)`` (memory-mapped cache -> affine warp + intensity augmentation);
-  * train: ``gcl_step`` (forward, losses, Mitigator, backward) + gradient clipping + ``optimizer.step``.
-The first ``--warmup`` steps are not timed. Throughput is in views/s: each base slice is seen in two augmented
-views, and a view is one 2D slice image through the network (the loop's ``slices_per_s`` metric counts the same).
+Children build the real run's objects (``PretrainData`` over the benchmark volumes' slice cache,
+``GCLPretrainNet``, AdamW, ``plan_method``) and repeat what ``pretrain._Loop._train_step`` does per step:
+``PretrainData.batch`` then ``gcl_step`` (forward, losses, Mitigator, backward) + gradient clipping +
+``optimizer.step``; 'train' times the second part alone, 'loop' both.
 
-A third kind of child measures the data pipeline alone over more steps, and the cosine between the encoder
-``.grad`` vectors that ``gcl_step`` leaves with ``mitigator=exact`` and with ``mitigator=fast`` on the same batch,
-weights and generator seed (plus each against the un-mitigated plain sum, ``gcl_no_mitigator``, for scale).
+  * speed: ONE child per size holds every variant (own net and optimizer each) and runs rounds; a round draws one
+    batch and runs one train step of every variant on it, in an order rotated every round, so a change of machine
+    load hits all variants alike. The first round is a warm-up. Per variant: median wall time and CPU time
+    (``time.process_time``, all threads) per step; ratios to naive_sum are taken per round, then the median.
+  * memory: one child per (variant, size), ``--warmup`` + 1 steps, peak RSS (the child's VmHWM) and, on CUDA,
+    ``torch.cuda.max_memory_allocated``.
+  * aux: the data pipeline alone (``PretrainData.batch(step, 0, 1)``, memory map -> warp -> intensity
+    augmentation), and the cosine between the flattened encoder ``.grad`` that ``gcl_step`` leaves with
+    ``mitigator=exact`` and with ``mitigator=fast`` on the same batch, weights and generator seed (plus each
+    against ``gcl_no_mitigator``, the same losses summed without surgery, for scale).
+Throughput is in views/s: each base slice is seen in two augmented views, a view is one 2D image through the
+network (the loop's ``slices_per_s`` metric counts the same).
 
-    nice -n 5 .venv/bin/python benchmarks/pretrain_speed.py [--quick] [--sizes 64,128] [--device cuda]
+    nice -n 5 .venv/bin/python benchmarks/pretrain_speed.py [--quick] [--sizes 64,128] [--threads 1] [--device cuda]
 """
 
 from __future__ import annotations
@@ -30,15 +36,15 @@ from pathlib import Path
 
 from common import Report, base_parser, be_nice, bench_data, child_reply, markdown_table, median, rss_mb, run_child
 
-# row name -> (method, mitigator, gradient filter)
+# row name -> (method, mitigator, gradient filter); (A) / (B): Gradient Filter variant
 VARIANTS = {
     "simclr": ("simclr", "fast", "none"),
     "naive_sum": ("naive_sum", "fast", "none"),
-    "gcl exact (filter A)": ("gcl", "exact", "A"),
-    "gcl fast (filter A)": ("gcl", "fast", "A"),
+    "gcl exact (A)": ("gcl", "exact", "A"),
+    "gcl fast (A)": ("gcl", "fast", "A"),
     "gcl_no_filter (fast)": ("gcl_no_filter", "fast", "none"),
-    "gcl fast, filter B": ("gcl", "fast", "B"),
-    "gcl_no_mitigator (filter A)": ("gcl_no_mitigator", "fast", "A"),
+    "gcl fast (B)": ("gcl", "fast", "B"),
+    "gcl_no_mitigator (A)": ("gcl_no_mitigator", "fast", "A"),
 }
 DEFAULT_VARIANTS = list(VARIANTS)
 
@@ -90,50 +96,83 @@ def _inputs(torch, device, batch, plan):
     return StepInputs(views, batch.theta, {k: batch.labels[k] for k in plan.image_labels})
 
 
-def child_steps(spec: dict) -> None:
-    """Time ``warmup + steps`` training steps of one variant (mirrors pretrain._Loop._train_step)."""
-    method, mitigator, gfilter = VARIANTS[spec["variant"]]
-    cfg = _config(spec, method, mitigator, gfilter)
-    torch, device, data, sync = _setup(spec, cfg)
+def _make_runner(torch, device, cfg, usable, variant):
     from gcl_engine.models import GCLPretrainNet
-    from gcl_engine.training.distributed import DistContext
-    from gcl_engine.training.gcl_step import gcl_step
     from gcl_engine.training.methods import plan_method
 
-    plan = plan_method(cfg.method, data.usable_labels(), cfg.gradient_filter)
+    method, mitigator, gfilter = VARIANTS[variant]
+    run_cfg = dataclasses.replace(cfg, method=method, mitigator=mitigator, gradient_filter=gfilter)
+    torch.manual_seed(cfg.seed)
     net = GCLPretrainNet(cfg.model).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return run_cfg, plan_method(method, usable, gfilter), net, opt
+
+
+def _train_step(torch, device, runner, batch, step, autocast):
+    """The loop's step after the batch: inputs to the device, gcl_step, clip, optimizer step; its metrics."""
+    from gcl_engine.training.distributed import DistContext
+    from gcl_engine.training.gcl_step import gcl_step
+
+    run_cfg, plan, net, opt = runner
+    inputs = _inputs(torch, device, batch, plan)
+    gen = torch.Generator().manual_seed(run_cfg.seed * 1_000_003 + step)
+    opt.zero_grad(set_to_none=True)
+    out = gcl_step(net, net.encoder, inputs, run_cfg, plan, DistContext(), gen, autocast)
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+    opt.step()
+    return out.metrics
+
+
+def child_speed(spec: dict) -> None:
+    """Every variant in one process, interleaved rounds (see the module docstring)."""
+    cfg = _config(spec, "gcl", "fast", "A")
+    torch, device, data, sync = _setup(spec, cfg)
+    usable = data.usable_labels()
+    autocast = _autocast(torch, device, cfg)
+    names = list(spec["variants"])
+    runners = {name: _make_runner(torch, device, cfg, usable, name) for name in names}
+    res = {name: {"wall": [], "cpu": [], "labels": list(runners[name][1].image_labels)} for name in names}
+    data_times, n_views = [], 0
+    for rnd in range(spec["warmup"] + spec["rounds"]):
+        t0 = time.perf_counter()
+        batch = data.batch(rnd, 0, 1, cfg.volumes_per_batch)
+        t_data = time.perf_counter() - t0
+        n_views = 2 * batch.n_slices
+        k = rnd % len(names)
+        for name in names[k:] + names[:k]:
+            sync()
+            c0, t0 = time.process_time(), time.perf_counter()
+            _train_step(torch, device, runners[name], batch, rnd, autocast)
+            sync()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if rnd >= spec["warmup"]:
+                res[name]["wall"].append(wall)
+                res[name]["cpu"].append(cpu)
+        if rnd >= spec["warmup"]:
+            data_times.append(t_data)
+    child_reply({"variants": res, "data_times": data_times, "views": n_views, "threads": torch.get_num_threads(),
+                 "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None})
+
+
+def child_memory(spec: dict) -> None:
+    """Peak memory of one variant over ``warmup`` + 1 steps, in a process of its own."""
+    cfg = _config(spec, "gcl", "fast", "A")
+    torch, device, data, sync = _setup(spec, cfg)
+    runner = _make_runner(torch, device, cfg, data.usable_labels(), spec["variant"])
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     autocast = _autocast(torch, device, cfg)
     rss_before = rss_mb()
-    t_data, t_train, t_cpu, n_views, metrics = [], [], [], 0, {}
-    for step in range(spec["warmup"] + spec["steps"]):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        batch = data.batch(step, 0, 1, cfg.volumes_per_batch)
-        t1 = time.perf_counter()
-        inputs = _inputs(torch, device, batch, plan)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        opt.zero_grad(set_to_none=True)
-        out = gcl_step(net, net.encoder, inputs, cfg, plan, DistContext(), gen, autocast)
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-        opt.step()
+    metrics: dict = {}
+    for step in range(spec["warmup"] + 1):
+        metrics = _train_step(torch, device, runner, data.batch(step, 0, 1, cfg.volumes_per_batch), step, autocast)
         sync()
-        t2 = time.perf_counter()
-        if step >= spec["warmup"]:
-            t_data.append(t1 - t0)
-            t_train.append(t2 - t1)
-            t_cpu.append(time.process_time() - c0)
-        n_views, metrics = 2 * batch.n_slices, out.metrics
-    reply = {"variant": spec["variant"], "views": n_views, "labels": list(plan.image_labels), "pixel": plan.pixel,
-             "t_data": t_data, "t_train": t_train, "t_cpu": t_cpu, "rss_before_step_mb": rss_before,
-             "loss": metrics.get("loss"), "kept_share": metrics.get("pixel/kept_share")}
+    reply = {"rss_before_step_mb": rss_before, "loss": metrics.get("loss"),
+             "kept_share": metrics.get("pixel/kept_share")}
     if device.type == "cuda":
         reply["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        reply["gpu"] = torch.cuda.get_device_name(0)
-    reply["threads"] = torch.get_num_threads()
     child_reply(reply)
 
 
@@ -143,11 +182,8 @@ def _encoder_grad(torch, net):
     return torch.cat(parts).double().cpu()
 
 
-RATIO_VARIANTS = ("naive_sum", "gcl fast (filter A)", "gcl_no_mitigator (filter A)")
-
-
 def child_aux(spec: dict) -> None:
-    """Data pipeline alone; interleaved step times (load-robust ratios); exact / fast / plain encoder updates."""
+    """The data pipeline alone; then the exact / fast / plain encoder updates on the same batches."""
     cfg = _config(spec, "gcl", "fast", "A")
     torch, device, data, sync = _setup(spec, cfg)
     from gcl_engine.models import GCLPretrainNet
@@ -164,35 +200,6 @@ def child_aux(spec: dict) -> None:
         n_views = 2 * batch.n_slices
     usable = data.usable_labels()
     autocast = _autocast(torch, device, cfg)
-
-    # interleaved: one step of each variant in turn on the same batch, order rotated every round, so a change
-    # of machine load hits all variants alike
-    runners = {}
-    for name in RATIO_VARIANTS:
-        method, mitigator, gfilter = VARIANTS[name]
-        run_cfg = dataclasses.replace(cfg, method=method, mitigator=mitigator, gradient_filter=gfilter)
-        torch.manual_seed(cfg.seed)
-        net = GCLPretrainNet(cfg.model).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        runners[name] = (run_cfg, plan_method(method, usable, gfilter), net, opt)
-    inter: dict[str, list[float]] = {name: [] for name in RATIO_VARIANTS}
-    for rnd in range(spec["ratio_rounds"] + 1):
-        batch = data.batch(2000 + rnd, 0, 1)
-        order = list(RATIO_VARIANTS[rnd % 3:] + RATIO_VARIANTS[:rnd % 3])
-        for name in order:
-            run_cfg, plan, net, opt = runners[name]
-            inputs = _inputs(torch, device, batch, plan)
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            gcl_step(net, net.encoder, inputs, run_cfg, plan, DistContext(), torch.Generator().manual_seed(rnd),
-                     autocast)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-            opt.step()
-            sync()
-            if rnd > 0:  # round 0 is the warm-up
-                inter[name].append(time.perf_counter() - t0)
-    del runners
-
     plan_mit = plan_method("gcl", usable, "A")
     plan_sum = plan_method("gcl_no_mitigator", usable, "A")
     torch.manual_seed(cfg.seed)
@@ -216,7 +223,7 @@ def child_aux(spec: dict) -> None:
                      "norm_fast/exact": float(grads["fast"].norm() / grads["exact"].norm()),
                      "conflicts": conflicts})
     child_reply({"data_times": times, "views": n_views, "labels": list(plan_mit.image_labels), "cosines": rows,
-                 "interleaved": inter, "encoder_params": int(sum(p.numel() for p in net.encoder.parameters()))})
+                 "encoder_params": int(sum(p.numel() for p in net.encoder.parameters()))})
 
 
 def _scan(data: Path, cache: Path, size: int, pickle_path: Path) -> dict:
@@ -230,16 +237,20 @@ def _scan(data: Path, cache: Path, size: int, pickle_path: Path) -> dict:
             "slices": sum(v.n_slices for v in scan.volumes)}
 
 
+def _spread(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def main() -> None:
     p = base_parser(__doc__.split("\n")[0])
     p.add_argument("--data", help="benchmark volumes folder (default: the fetch_data.sh cache)")
     p.add_argument("--sizes", default="64,128")
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, of {list(VARIANTS)}")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per variant")
-    p.add_argument("--warmup", type=int, default=1, help="untimed first steps")
+    p.add_argument("--rounds", type=int, default=3, help="timed interleaved rounds (one step of every variant)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed first rounds / steps")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory children")
     p.add_argument("--data-steps", type=int, default=20, help="batches timed for the data pipeline alone")
     p.add_argument("--cos-batches", type=int, default=2, help="batches for the exact-vs-fast cosine")
-    p.add_argument("--ratio-rounds", type=int, default=3, help="interleaved rounds for the cost ratios")
     p.add_argument("--base-channels", type=int, default=16)
     p.add_argument("--levels", type=int, default=5)
     p.add_argument("--volumes-per-batch", type=int, default=4)
@@ -247,31 +258,35 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the engine's choice, all cores)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     be_nice(args.nice)
     if args.child:
         spec = json.loads(args.child)
-        (child_aux if spec["kind"] == "aux" else child_steps)(spec)
+        {"speed": child_speed, "memory": child_memory, "aux": child_aux}[spec["kind"]](spec)
         return
     if args.quick:
-        args.sizes, args.steps, args.warmup, args.data_steps, args.cos_batches = "64", 2, 1, 5, 1
-        args.ratio_rounds = 1
-        args.variants = "naive_sum,gcl exact (filter A),gcl fast (filter A)"
+        args.sizes, args.rounds, args.data_steps, args.cos_batches = "64", 1, 5, 1
+        args.variants = "naive_sum,gcl exact (A),gcl fast (A)"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         sys.exit(f"unknown variant(s) {unknown}: choose from {list(VARIANTS)}")
+    if "naive_sum" not in variants:
+        variants.insert(0, "naive_sum")  # the reference of every ratio
     sizes = [int(s) for s in args.sizes.split(",")]
     data = bench_data(args.data)
-    config = {k: getattr(args, k) for k in ("sizes", "variants", "steps", "warmup", "data_steps", "cos_batches",
-                                            "ratio_rounds", "base_channels", "levels", "volumes_per_batch",
-                                            "partitions", "device", "threads", "seed")}
-    config["data"] = str(data)
-    report = Report("pretrain_speed" + ("_cuda" if args.device.startswith("cuda") else ""),
-                    f"Pre-training step speed ({args.device}, issue 3)", args, config)
+    config = {k: getattr(args, k) for k in ("sizes", "rounds", "warmup", "no_memory", "data_steps", "cos_batches",
+                                            "base_channels", "levels", "volumes_per_batch", "partitions", "device",
+                                            "threads", "seed")}
+    config["variants"], config["data"] = variants, str(data)
+    name = "pretrain_speed" + ("_cuda" if args.device.startswith("cuda") else "") + (f"_{args.tag}" if args.tag
+                                                                                      else "")
+    report = Report(name, f"Pre-training step speed ({args.device}, issue 3)", args, config)
     tmp = Path(tempfile.mkdtemp(prefix="gcl-bench-pretrain-"))
-    speed_rows, data_rows, cos_rows, ratio_lines, inter_rows = [], [], [], [], []
+    speed_rows, mem_rows, data_rows, cos_rows, ratio_lines = [], [], [], [], []
+    threads = "?"
     try:
         for size in sizes:
             cache, pkl = tmp / f"cache{size}", tmp / f"scan{size}.pkl"
@@ -279,79 +294,83 @@ def main() -> None:
             spec = {"data": str(data), "out": str(tmp / "run"), "cache": str(cache), "scan_pickle": str(pkl),
                     "size": size, "base_channels": args.base_channels, "levels": args.levels,
                     "volumes_per_batch": args.volumes_per_batch, "partitions": args.partitions,
-                    "device": args.device, "seed": args.seed, "threads": args.threads, "steps": args.steps,
-                    "warmup": args.warmup, "data_steps": args.data_steps, "cos_batches": args.cos_batches,
-                    "ratio_rounds": args.ratio_rounds}
-            results = {}
-            for variant in variants:
-                r = run_child([sys.executable, __file__, "--nice", str(args.nice),
-                               "--child", json.dumps({**spec, "kind": "steps", "variant": variant})])
-                results[variant] = r
-                t_train, t_data = median(r["t_train"]), median(r["t_data"])
-                speed_rows.append([size, variant, r["views"], ",".join(r["labels"]), r["views"] / t_train,
-                                   r["views"] / (t_train + t_data), t_train * 1000, median(r["t_cpu"]) * 1000,
-                                   r["rss_before_step_mb"],
-                                   r["peak_rss_mb"], r["peak_rss_mb"] - r["rss_before_step_mb"],
-                                   r.get("cuda_peak_mb")])
-                print(f"  {size} px {variant}: {r['views'] / t_train:.1f} views/s (train), peak "
-                      f"{r['peak_rss_mb']:.0f} MiB", flush=True)
-            aux = run_child([sys.executable, __file__, "--nice", str(args.nice),
-                             "--child", json.dumps({**spec, "kind": "aux"})])
+                    "device": args.device, "seed": args.seed, "threads": args.threads, "warmup": args.warmup,
+                    "rounds": args.rounds, "data_steps": args.data_steps, "cos_batches": args.cos_batches}
+
+            def child(kind: str, spec=spec, **extra) -> dict:
+                return run_child([sys.executable, __file__, "--nice", str(args.nice),
+                                  "--child", json.dumps({**spec, "kind": kind, **extra})])
+
+            speed = child("speed", variants=variants)
+            threads = speed["threads"]
+            res, naive = speed["variants"], speed["variants"]["naive_sum"]
+            d_round = median(speed["data_times"])
+            for v in variants:
+                r = res[v]
+                wall, cpu = median(r["wall"]), median(r["cpu"])
+                per_round = [a / b for a, b in zip(r["wall"], naive["wall"], strict=True)]
+                per_round_cpu = [a / b for a, b in zip(r["cpu"], naive["cpu"], strict=True)]
+                speed_rows.append([size, v, ",".join(r["labels"]), speed["views"] / wall,
+                                   speed["views"] / (wall + d_round), wall * 1000, cpu * 1000, median(per_round),
+                                   median(per_round_cpu), _spread(per_round)])
+                print(f"  {size} px {v}: {speed['views'] / wall:.1f} views/s, {median(per_round):.2f}x naive_sum",
+                      flush=True)
+            mem = {}
+            if not args.no_memory:
+                for v in variants:
+                    m = child("memory", variant=v)
+                    mem[v] = m
+                    mem_rows.append([size, v, m["rss_before_step_mb"], m["peak_rss_mb"],
+                                     m["peak_rss_mb"] - m["rss_before_step_mb"], m.get("cuda_peak_mb")])
+            aux = child("aux")
             d = median(aux["data_times"])
-            naive = results.get("naive_sum")
-            fastest_train = min(median(r["t_train"]) for r in results.values()) if results else float("nan")
-            data_rows.append([size, aux["views"], aux["views"] / d, d * 1000, fastest_train * 1000,
-                              "yes" if d < fastest_train else "NO"])
+            fastest = min(median(r["wall"]) for r in res.values())
+            data_rows.append([size, aux["views"], aux["views"] / d, d * 1000, fastest * 1000,
+                              "yes" if d < fastest else "NO"])
             for i, c in enumerate(aux["cosines"]):
                 conf = c["conflicts"]
                 cos_rows.append([size, i, c["exact~fast"], c["exact~plain"], c["fast~plain"], c["norm_fast/exact"],
                                  conf["exact"].get("img/conflict_rate"), conf["exact"].get("pix/conflict_rate"),
                                  conf["fast"].get("img/conflict_rate"), conf["fast"].get("pix/conflict_rate")])
-            inter = aux["interleaved"]
-            t_naive = inter["naive_sum"]
-            for name in RATIO_VARIANTS[1:]:
-                pair = [a / b for a, b in zip(inter[name], t_naive, strict=True)]
-                inter_rows.append([size, name, median(inter[name]) * 1000, median(t_naive) * 1000, median(pair),
-                                   ", ".join(f"{x:.2f}" for x in pair)])
-            pair = [a / b for a, b in zip(inter["gcl fast (filter A)"], inter["gcl_no_mitigator (filter A)"],
-                                          strict=True)]
-            inter_rows.append([size, "gcl fast / gcl_no_mitigator", median(inter["gcl fast (filter A)"]) * 1000,
-                               median(inter["gcl_no_mitigator (filter A)"]) * 1000, median(pair),
-                               ", ".join(f"{x:.2f}" for x in pair)])
-            for name in ("gcl fast (filter A)", "gcl fast, filter B", "gcl_no_filter (fast)", "gcl exact (filter A)"):
-                if naive and name in results:
-                    ratio = median(results[name]["t_train"]) / median(naive["t_train"])
-                    verdict = "" if "exact" in name else (" (target <= 1.3x: " + ("met" if ratio <= 1.3 else
-                                                                                  "NOT met") + ")")
-                    ratio_lines.append(f"- {size} px: {name} / naive_sum train-step time = {ratio:.2f}x{verdict}")
-            if "gcl_no_mitigator (filter A)" in results and "gcl fast (filter A)" in results:
-                ratio = (median(results["gcl fast (filter A)"]["t_train"])
-                         / median(results["gcl_no_mitigator (filter A)"]["t_train"]))
-                ratio_lines.append(f"- {size} px: gcl fast / gcl_no_mitigator (same losses, plain sum) = "
-                                   f"{ratio:.2f}x: the fast Mitigator's own cost")
-            report.data[str(size)] = {"scan": scan_info, "variants": results, "aux": aux}
+            for v in ("gcl fast (A)", "gcl fast (B)", "gcl_no_filter (fast)"):
+                if v in res:
+                    wall_r = median([a / b for a, b in zip(res[v]["wall"], naive["wall"], strict=True)])
+                    cpu_r = median([a / b for a, b in zip(res[v]["cpu"], naive["cpu"], strict=True)])
+                    ok = "met" if max(wall_r, cpu_r) <= 1.3 else ("NOT met" if min(wall_r, cpu_r) > 1.3 else
+                                                                  "unclear (wall and CPU disagree)")
+                    ratio_lines.append(f"- {size} px: {v} / naive_sum = {wall_r:.2f}x wall, {cpu_r:.2f}x CPU time: "
+                                       f"target <= 1.3x {ok}")
+            if "gcl fast (A)" in res and "gcl_no_mitigator (A)" in res:
+                a, b = res["gcl fast (A)"], res["gcl_no_mitigator (A)"]
+                wall_r = median([x / y for x, y in zip(a["wall"], b["wall"], strict=True)])
+                cpu_r = median([x / y for x, y in zip(a["cpu"], b["cpu"], strict=True)])
+                ratio_lines.append(f"- {size} px: gcl fast (A) / gcl_no_mitigator (A) (same losses, plain sum) = "
+                                   f"{wall_r:.2f}x wall, {cpu_r:.2f}x CPU time: the fast Mitigator's own cost")
+            report.data[str(size)] = {"scan": scan_info, "speed": speed, "memory": mem, "aux": aux}
         cuda = args.device.startswith("cuda")
         report.add(f"Benchmark volumes ({report.data[str(sizes[0])]['scan']['volumes']} volumes), U-Net base "
                    f"{args.base_channels}, {args.levels} levels, V={args.volumes_per_batch} volumes x "
                    f"{args.partitions} partitions = {args.volumes_per_batch * args.partitions} slices, 2 views "
-                   f"each; AdamW; {args.warmup} warm-up + {args.steps} timed steps per row, median; each row in its "
-                   f"own child process. 'train' = gcl_step + clip + optimizer step; 'loop' adds the data batch "
-                   f"(as the pre-training loop's slices_per_s does). Peak = the child's VmHWM (torch, model, data "
-                   f"maps included); 'step +' = peak minus RSS just before the first step."
-                   + (" bf16 autocast and channels-last on CUDA." if cuda else " fp32 on CPU.") + "\n")
-        report.add(markdown_table(["px", "variant", "views", "meta labels", "train views/s", "loop views/s",
-                                   "train ms/step", "CPU ms/step (data+train)", "RSS before MiB", "peak RSS MiB",
-                                   "step + MiB", "CUDA peak MiB"], speed_rows, digits=1))
-        report.add("Cost ratios from the rows above (separate processes, so machine-load drift between rows "
-                   "enters):\n\n" + "\n".join(ratio_lines) + "\n")
-        report.add(f"Cost ratios measured interleaved in one process ({args.ratio_rounds} rounds after a warm-up "
-                   "round; each round runs one train step of every variant on the same batch, order rotated; ratio "
-                   "per round, median). The fast GCL step's target is <= 1.3x naive_sum; note that naive_sum has "
-                   "no pixel branch, while gcl_no_mitigator has the same losses as gcl without the surgery:\n")
-        report.add(markdown_table(["px", "variant", "ms/step", "denominator ms/step", "ratio", "per-round ratios"],
-                                  inter_rows))
+                   f"each; AdamW; {threads} torch thread(s)"
+                   + (", bf16 autocast and channels-last on CUDA" if cuda else ", fp32 on CPU")
+                   + f". Speed: every variant in one process, {args.warmup} warm-up + {args.rounds} interleaved "
+                   f"rounds (one step of each variant per round on the same batch, order rotated), median. "
+                   f"'train' = gcl_step + clip + optimizer step; 'loop' adds the round's data batch (what the "
+                   f"loop's slices_per_s sees); CPU = process CPU time over all threads; the ratios to naive_sum are "
+                   f"per round, then the median (wall and CPU).\n")
+        report.add(markdown_table(["px", "variant", "meta labels", "train views/s", "loop views/s", "train ms/step",
+                                   "CPU ms/step", "x naive (wall)", "x naive (CPU)", "per-round x naive (wall)"],
+                                  speed_rows))
+        report.add("The fast GCL step against naive_sum (target <= 1.3x; naive_sum has no pixel branch, "
+                   "gcl_no_mitigator has gcl's losses without the surgery):\n\n" + "\n".join(ratio_lines) + "\n")
+        if mem_rows:
+            report.add(f"Peak memory, one child process per row ({args.warmup} + 1 steps); peak = the child's VmHWM "
+                       f"(Python, torch, the model, the data's memory maps included); 'step +' = peak minus the RSS "
+                       f"just before the first step:\n")
+            report.add(markdown_table(["px", "variant", "RSS before MiB", "peak RSS MiB", "step + MiB",
+                                       "CUDA peak MiB"], mem_rows, digits=1))
         report.add("Data pipeline alone (`PretrainData.batch(step, 0, 1)`: memory-mapped cache, warp, intensity "
-                   "augmentation, on the CPU), against the fastest training step of the same size:\n")
+                   "augmentation, on the CPU, one process), against the fastest train step of the same size:\n")
         report.add(markdown_table(["px", "views", "data views/s", "data ms/batch", "fastest train ms/step",
                                    "data faster than training"], data_rows, digits=1))
         report.add("Exact vs fast Mitigator on the real model: cosine of the flattened encoder `.grad` left by "
