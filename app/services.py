@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import signal
 import subprocess
 import threading
 from collections import deque
@@ -44,15 +45,31 @@ def _kill_if_running(holder: dict[str, subprocess.Popen | None]) -> None:
         proc.kill()
 
 
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
 def failure_message(kind: str, returncode: int, stderr_tail: list[str], killed: bool) -> str:
-    """One readable paragraph for a job that ended badly, naming out-of-memory when that is the cause."""
+    """One readable paragraph for a job that ended badly, naming out-of-memory when that is the cause.
+
+    A child killed by SIGKILL that the app did not kill was most often the kernel's out-of-memory
+    killer, but a user's ``kill -9`` looks the same: the message says both what happened and the likely cause.
+    """
     tail = "\n".join(stderr_tail[-STDERR_TAIL_LINES:]).strip()
     lowered = tail.lower()
-    if any(marker in lowered for marker in OOM_MARKERS) or (returncode == -9 and not killed):
-        head = (f"The {kind} job ran out of memory (exit code {returncode}). Try the quick preset, a smaller "
-                "image size or fewer volumes per batch.")
+    advice = "Try the quick preset, a smaller image size or fewer volumes per batch."
+    if any(marker in lowered for marker in OOM_MARKERS):
+        head = f"The {kind} job ran out of memory (exit code {returncode}). {advice}"
     elif killed:
         head = f"The {kind} job was stopped by force (exit code {returncode})."
+    elif returncode == -9:  # SIGKILL (POSIX; Windows reports no signals)
+        head = (f"The {kind} job was killed from outside (SIGKILL, exit code {returncode}), most likely because "
+                f"the system ran out of memory. {advice}")
+    elif returncode < 0:
+        head = f"The {kind} job crashed ({_signal_name(returncode)}, exit code {returncode})."
     else:
         head = f"The {kind} job stopped with an error (exit code {returncode})."
     return f"{head}\n\n{tail}" if tail else head

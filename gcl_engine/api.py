@@ -42,7 +42,7 @@ from gcl_engine.io.readers import load_volume
 from gcl_engine.io.sample_data import sample_data_dir, sample_paths
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta
 from gcl_engine.io.writers import export_nifti
-from gcl_engine.runtime import CancelToken, DeviceInfo, FileCancelToken, describe_devices
+from gcl_engine.runtime import CancelToken, DeviceInfo, FileCancelToken, configure_cpu_threads, describe_devices
 from gcl_engine.training.finetune import FinetuneResult, finetune
 from gcl_engine.training.pretrain import PretrainResult, pretrain, read_metrics
 
@@ -51,7 +51,8 @@ __all__ = [
     "Event", "EventSink", "FileCancelToken", "FinetuneConfig", "FinetuneResult", "Finished", "GCLError",
     "Geometry", "InputError", "Log", "Metric", "ModelConfig", "OnnxExportReport", "OutputError", "Prediction",
     "PredictConfig", "PreprocessConfig", "PretrainConfig", "PretrainResult", "Preview", "Progress",
-    "ScanResult", "Segmenter", "Volume", "VolumeMeta", "VolumeRecord", "__version__", "describe_devices",
+    "ScanResult", "Segmenter", "Volume", "VolumeMeta", "VolumeRecord", "__version__", "configure_cpu_threads",
+    "describe_devices",
     "event_from_json", "export_nifti", "export_onnx", "finetune", "from_dict", "from_json", "job_command",
     "load_json", "load_volume", "pretrain", "read_metrics", "sample_data_dir", "sample_paths", "scan_folder",
     "to_dict", "to_json",

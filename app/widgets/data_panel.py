@@ -14,7 +14,7 @@ from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets.common import EtaProgress, StatusLine
 from gcl_app.widgets.loss_plot import LossPlot
-from gcl_app.widgets.pretrain_form import PretrainForm
+from gcl_app.widgets.pretrain_form import PretrainForm, collect_garbage, load_devices
 from gcl_app.widgets.scan_view import ScanView
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -47,13 +47,13 @@ class DataPanel(QWidget):
         self._on_project("project")
         self.project.add_listener(self._on_project)
         self.devices_known = False
-        # also imports torch into this process, now rather than during a job: measured, the import holds the
-        # GIL (dlopen of libtorch) for ~0.4 s, which would freeze the window mid-training
-        create_worker(api.describe_devices, _connect={"returned": self._on_devices,
+        # also imports torch into this process and settles it for a window (see load_devices)
+        create_worker(load_devices, _connect={"returned": self._on_devices,
                                                       "errored": lambda e: self.status.error(str(e))})
 
     def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
         self.form.set_devices(devices)
+        collect_garbage()
         self.devices_known = True
 
     def _build(self) -> None:

@@ -29,7 +29,7 @@ def predict_folder(model: str, folder: str, out_dir: str, device: str):
     """Generator worker: yields ``api.Progress`` after each volume written to ``out_dir``."""
     segmenter = api.Segmenter.load(model, api.PredictConfig(device=device))
     records = api.scan_folder(folder).volumes
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    ensure_folder(Path(out_dir))
     for i, record in enumerate(records, start=1):
         volume = api.load_volume(record.source)
         prediction = segmenter.predict(volume)
@@ -38,9 +38,23 @@ def predict_folder(model: str, folder: str, out_dir: str, device: str):
         yield api.Progress("predict folder", i, len(records), f"wrote {target.name}")
 
 
+def ensure_folder(folder: Path) -> None:
+    """Create an output folder in a worker (a read-only or full disk raises there, never on the UI thread)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise api.OutputError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
+
+
 def export_layer(labels: np.ndarray, geometry: api.Geometry, path: str, names: dict[int, str],
                  sources: list[str]) -> Path:
+    ensure_folder(Path(path).parent)
     return api.export_nifti(labels, geometry, path, names or None, sources=sources)
+
+
+def export_model(model: str, out: str) -> api.OnnxExportReport:
+    ensure_folder(Path(out).parent)
+    return api.export_onnx(model, out)
 
 
 class ExportPanel(QWidget):
@@ -182,7 +196,6 @@ class ExportPanel(QWidget):
         if layer is None or not path or layer.ndim != 3:
             self.status.error("Choose a 3D labels layer and a file name ending in .nii.gz.")
             return
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         source = (layer.metadata.get(META_KEY) or {}).get("source")
         self.progress.busy(f"writing {Path(path).name} …")
         create_worker(export_layer, np.array(layer.data, copy=True), geometry_of(layer.metadata, layer_affine(layer)),
@@ -198,10 +211,9 @@ class ExportPanel(QWidget):
         if not model or not model.endswith(".pt") or not out:
             self.status.error("Choose a fine-tuned .pt model and an .onnx file name.")
             return
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         self.export_onnx_button.setEnabled(False)
         self.progress.busy("exporting ONNX and checking it against PyTorch …")
-        create_worker(api.export_onnx, model, out, _connect={"returned": self._on_onnx, "errored": self._on_error})
+        create_worker(export_model, model, out, _connect={"returned": self._on_onnx, "errored": self._on_error})
 
     def _on_onnx(self, report: api.OnnxExportReport) -> None:
         self.export_onnx_button.setEnabled(True)

@@ -20,6 +20,7 @@ from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
+from gcl_app.widgets.pretrain_form import collect_garbage, load_devices
 from gcl_app.widgets.preview import PreviewController
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
 from qtpy.QtCore import Signal
@@ -50,13 +51,13 @@ class FinetunePanel(QWidget):
         self._refresh_pretrained()
         self.project.add_listener(self._on_project)
         self.devices_known = False
-        # also imports torch into this process, now rather than during a job: measured, the import holds the
-        # GIL (dlopen of libtorch) for ~0.4 s, which would freeze the window mid-training
-        create_worker(api.describe_devices, _connect={"returned": self._on_devices,
+        # also imports torch into this process and settles it for a window (see load_devices)
+        create_worker(load_devices, _connect={"returned": self._on_devices,
                                                       "errored": lambda e: self.status.error(str(e))})
 
     def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
         self.form.set_devices(devices)
+        collect_garbage()
         self.devices_known = True
 
     def _build(self) -> None:

@@ -2,19 +2,23 @@
 
 Users need to see why a file was left out before they spend an hour pre-training without it, and
 which meta labels can contrast anything (a label with one value cannot) before choosing them.
+
+The volume table of a big folder is filled a few hundred rows per pass of the event loop: measured,
+2,000 volumes (10,000 cells) in one go froze the window for ~140 ms on two loaded cores.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from gcl_engine import api
 
 VOLUME_COLUMNS = ("Volume", "Modality", "Series", "Shape", "Status")
 META_COLUMNS = ("Use", "Meta label", "Values", "Counts")
+ROWS_PER_PASS = 150  # volume rows added per event-loop pass (~10 ms of UI thread on a loaded core)
 
 
 def counts_text(counts: dict[str, int], limit: int = 4) -> str:
@@ -42,10 +46,17 @@ def _table(columns: tuple[str, ...], parent: QWidget) -> QTableWidget:
 
 
 class ScanView(QWidget):
-    """Two tables fed by one :class:`api.ScanResult`."""
+    """Two tables fed by one :class:`api.ScanResult`; ``rows_filled`` once the last volume row is in."""
+
+    rows_filled = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._rows: list[tuple[tuple[str, ...], str, bool]] = []
+        self._next_row = 0
+        self._fill_timer = QTimer(self)
+        self._fill_timer.setInterval(0)
+        self._fill_timer.timeout.connect(self._fill_some)
         self.summary = QLabel("No folder scanned yet.", self)
         self.volumes = _table(VOLUME_COLUMNS, self)
         self.volumes.setMinimumHeight(120)
@@ -65,20 +76,40 @@ class ScanView(QWidget):
         self._fill_volumes(result)
         self._fill_meta(result)
 
+    @property
+    def filled(self) -> bool:
+        """Every row of the last result is in the volume table."""
+        return self._next_row >= len(self._rows)
+
     def _fill_volumes(self, result: api.ScanResult) -> None:
-        self.volumes.setRowCount(len(result.volumes) + len(result.skipped))
-        for row, vol in enumerate(result.volumes):
-            shape = " × ".join(str(s) for s in vol.shape)
-            cells = (vol.volume_id, vol.modality, vol.series or "—", shape, "ok")
+        """Rows as plain text now; the table items a pass at a time (the first pass right away)."""
+        rows = [((v.volume_id, v.modality, v.series or "—", " × ".join(str(s) for s in v.shape), "ok"), v.source, False)
+                for v in result.volumes]
+        rows += [((Path(s.path).name, "", "", "", f"skipped: {s.reason}"), f"{s.path}\n{s.reason}", True)
+                 for s in result.skipped]
+        self._fill_timer.stop()
+        self.volumes.clearContents()
+        self.volumes.setRowCount(len(rows))
+        self._rows, self._next_row = rows, 0
+        self._fill_some()
+
+    def _fill_some(self) -> None:
+        end = min(self._next_row + ROWS_PER_PASS, len(self._rows))
+        self.volumes.setUpdatesEnabled(False)
+        for row in range(self._next_row, end):
+            cells, tooltip, skipped = self._rows[row]
             for col, text in enumerate(cells):
-                self.volumes.setItem(row, col, _item(text, vol.source))
-        for offset, skipped in enumerate(result.skipped):
-            row = len(result.volumes) + offset
-            cells = (Path(skipped.path).name, "", "", "", f"skipped: {skipped.reason}")
-            for col, text in enumerate(cells):
-                item = _item(text, f"{skipped.path}\n{skipped.reason}")
-                item.setForeground(Qt.GlobalColor.gray)
+                item = _item(text, tooltip)
+                if skipped:
+                    item.setForeground(Qt.GlobalColor.gray)
                 self.volumes.setItem(row, col, item)
+        self.volumes.setUpdatesEnabled(True)
+        self._next_row = end
+        if end < len(self._rows):
+            self._fill_timer.start()
+        else:
+            self._fill_timer.stop()
+            self.rows_filled.emit()
 
     def _fill_meta(self, result: api.ScanResult) -> None:
         self.meta.setRowCount(len(result.meta_labels))
