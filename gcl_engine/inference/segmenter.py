@@ -120,10 +120,12 @@ class Segmenter:
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
             logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
-            prob = resize_back(torch.softmax(logits, 1), in_plane)  # (b, K, H, W)
-            argmax[i:i + bs] = prob.argmax(1).numpy()
-            if probs is not None:
-                probs.append(prob.numpy().astype(np.float16))
+            soft = torch.softmax(logits, 1)
+            for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
+                prob = resize_back(soft[j:j + 1], in_plane)
+                argmax[i + j] = prob[0].argmax(0).numpy()
+                if probs is not None:
+                    probs.append(prob.numpy().astype(np.float16))
             emit(on_event, Progress("predict", min(i + bs, n), n))
         labels = np.moveaxis(argmax, 0, axis)
         if self.config.largest_component:

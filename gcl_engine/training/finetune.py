@@ -43,6 +43,7 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
              labels_array: np.ndarray | None = None) -> FinetuneResult:
     cfg.validate()
     t0 = time.perf_counter()
+    emit(on_event, Progress("finetune", 0, cfg.steps, "loading the image and the annotations"))
     cfg, start_state = _start_state(cfg, on_event)
     device = select_device(cfg.device)
     if device.type == "cpu":
