@@ -9,6 +9,7 @@ layer names, status lines, recent projects and session notes.
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -42,21 +43,49 @@ def leaks_in_texts(texts: dict[str, str]) -> list[str]:
     return [f"{where}: {s}" for where, text in texts.items() for s in ALL_SECRETS if s in text]
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
+def standalone_windows(qtbot, tmp_path: Path, monkeypatch):
+    """Generator behind the ``standalone`` fixtures: a factory of windows on private config and projects folders
+    (dialogs scripted), every window closed and deleted afterwards."""
     from gcl_app.standalone.main import create_app
     from gcl_app.standalone.window import MainWindow
 
     monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "config"))
     monkeypatch.setenv(pf.PROJECTS_ENV, str(tmp_path / "projects"))
     create_app()
-    main = MainWindow(config_folder=tmp_path / "config")
-    main.prompts = ScriptedPrompts()
-    main.show()
-    qtbot.waitExposed(main)
-    yield main
-    if main.isVisible():
-        main.close()
+    windows = []
+
+    def make():
+        window = MainWindow(config_folder=tmp_path / "config")
+        window.prompts = ScriptedPrompts()
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    release(qtbot, windows)
+
+
+def release(qtbot, windows: list) -> None:
+    """Close and delete the windows now (emptying the list). A window is in reference cycles (its panels point
+    back at it): left to a later full collection, its QtViewer fails the next ``make_napari_viewer``, which
+    counts live QtViewer instances after a partial one."""
+    import shiboken6
+
+    while windows:
+        window = windows.pop()
+        if window.isVisible():
+            window.close()
+        window.deleteLater()
+        qtbot.waitUntil(lambda w=window: not shiboken6.isValid(w), timeout=30_000)
+        del window
+    qtbot.wait(50)
+    gc.collect()
+
+
+@pytest.fixture
+def standalone(qtbot, tmp_path, monkeypatch):
+    yield from standalone_windows(qtbot, tmp_path, monkeypatch)
 
 
 def record_everything(window, shown: list[str]) -> None:
@@ -71,13 +100,14 @@ def record_everything(window, shown: list[str]) -> None:
         panel.runner.failed.connect(shown.append)
 
 
-def test_a_gui_session_on_identified_dicom_leaks_no_identifier(window, qtbot, tmp_path, caplog, capfd):
+def test_a_gui_session_on_identified_dicom_leaks_no_identifier(standalone, qtbot, tmp_path, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     scans = tmp_path / "scans"
     write_series(scans / "series_a", seed=0, series_uid="1.2.826.0.1.99.1")
     write_series(scans / "series_b", seed=1, series_uid="1.2.826.0.1.99.2", patient=OTHER_PATIENT)
     project = tmp_path / "projects" / "study"
     shown: list[str] = []
+    window = standalone()
 
     # open: a new project on the folder scans it and opens the first series for annotation
     wait_ready(qtbot, window, lambda: window.new_project(str(scans), str(project)))
