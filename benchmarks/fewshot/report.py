@@ -197,7 +197,13 @@ class Results:
 
     # --- plot ----------------------------------------------------------------------------------------
 
-    def plot(self, path: Path, metric: str = "mean3d") -> None:
+    def _plot_metric(self, target: str) -> str:
+        """Small organs (the harder targets) where the target has them, else the mean over classes."""
+        has_small = any(x == x for v in self.variants for k in self.plan.settings.k
+                        for x in self.values(v.name, target, k, "small3d").values())
+        return "small3d" if has_small else "mean3d"
+
+    def plot(self, path: Path) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -212,6 +218,7 @@ class Results:
         width = 0.8 / max(len(self.variants), 1)
         for col, target in enumerate(targets):
             top, bottom = axes[0, col], axes[1, col]
+            metric = self._plot_metric(target)
             for i, v in enumerate(self.variants):
                 means, sds = [], []
                 for k in ks:
