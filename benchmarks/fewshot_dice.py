@@ -203,8 +203,8 @@ def write_report(args, settings, plan: Plan, records: Records, wall: float | Non
     rep.add(f"Timing: {res.timing()}")
     if not args.no_write:
         png = Path(args.results) / f"{name}.png"
-        res.plot(png)
-        print(f"wrote {png}")
+        if res.plot(png):
+            print(f"wrote {png}")
     rep.write()
 
 

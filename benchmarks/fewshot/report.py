@@ -203,7 +203,7 @@ class Results:
                         for x in self.values(v.name, target, k, "small3d").values())
         return "small3d" if has_small else "mean3d"
 
-    def plot(self, path: Path) -> None:
+    def plot(self, path: Path) -> bool:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -211,7 +211,7 @@ class Results:
 
         targets = self.targets
         if not targets:
-            return
+            return False
         ks = self.plan.settings.k
         fig, axes = plt.subplots(2, len(targets), figsize=(4.6 * len(targets), 8), squeeze=False)
         colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(self.variants), 2)))
@@ -249,3 +249,4 @@ class Results:
         fig.tight_layout()
         fig.savefig(path, dpi=90)
         plt.close(fig)
+        return True
