@@ -129,8 +129,13 @@ class Project:
         return Path(run) if run and Path(run).is_dir() else None
 
     def pretrained_checkpoint(self) -> Path | None:
+        """Where fine-tuning starts: the checkpoint a finished (or cancelled) pre-training recorded, else the
+        newest checkpoint of the last run, which a run cut short by a crash still left (``last.pt``)."""
         path = self.get("pretrained")
-        return Path(path) if path and Path(path).is_file() else None
+        if path and Path(path).is_file():
+            return Path(path)
+        run = self.last_run()
+        return run / "last.pt" if run is not None and (run / "last.pt").is_file() else None
 
     def current_model(self) -> Path | None:
         path = self.get("model")

@@ -15,8 +15,8 @@ from importlib import metadata
 
 import qtpy
 from gcl_app.standalone.assets import docs_path
+from gcl_app.widgets.common import start_worker
 from qtpy.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -101,7 +101,7 @@ class AboutDialog(QDialog):
         layout.addWidget(self.text)
         layout.addWidget(buttons)
         self.resize(720, 640)
-        create_worker(api.describe_devices, _connect={"returned": self._show_devices})
+        start_worker(api.describe_devices, _connect={"returned": self._show_devices})
 
     def _show_devices(self, devices: list[api.DeviceInfo]) -> None:
         self.text.setHtml(about_html(devices))

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from gcl_app.layers import LayerDataTuple, image_layer_data, labels_layer_data
 from gcl_app.project import read_label_names
+from gcl_app.widgets.common import start_worker
 from qtpy.QtCore import QObject, Signal
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -68,7 +68,7 @@ class ScanLoader(QObject):
         """``items``: (key, path, visible); the key is what the caller stores (e.g. ``sample:...``)."""
         self._generation += 1
         batch = self._generation
-        create_worker(_read_each, list(items), _connect={"yielded": lambda item: self._on_item(batch, item),
+        start_worker(_read_each, list(items), _connect={"yielded": lambda item: self._on_item(batch, item),
                                                          "finished": lambda: self._on_done(batch)})
 
     def cancel(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gcl_app.project import Project
+from gcl_app.widgets.common import start_worker
 from gcl_app.widgets.pretrain_form import device_choices, job_threads
 from qtpy.QtWidgets import (
     QComboBox,
@@ -27,7 +28,6 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QWidget,
 )
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -58,7 +58,7 @@ class SettingsDialog(QDialog):
         current = job_settings(project)
         self.device = QComboBox(self)
         self._set_device_choices([], current["device"])
-        create_worker(api.describe_devices,
+        start_worker(api.describe_devices,
                       _connect={"returned": lambda d: self._set_device_choices(d, self.device_value())})
         self.cache = QLineEdit(str(current["cache_folder"]), self)
         self.cache.setPlaceholderText("inside each pre-training run (default)")

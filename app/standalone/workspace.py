@@ -18,9 +18,9 @@ from gcl_app.standalone.panels import PanelSet
 from gcl_app.standalone.scans import ScanLoader
 from gcl_app.standalone.sessions import RecentProjects, SessionLock
 from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.common import start_worker
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QMainWindow
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -102,7 +102,7 @@ class Workspace(QObject):
         self._enter(folder, pf.ProjectFile(), {"scan_folder": str(scans)})
         self.panels.data.scan()
         self.message.emit(f"Looking for scans in {scans} …")
-        create_worker(first_volume, str(scans), _connect={"returned": self._open_first,
+        start_worker(first_volume, str(scans), _connect={"returned": self._open_first,
                                                           "errored": lambda e: self._open_first(None, str(e))})
         return ""
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gcl_app.widgets.common import start_worker
 from qtpy.QtCore import QObject, QTimer, Signal
-from superqt.utils import create_worker
 
 
 class Autosaver(QObject):
@@ -81,5 +81,5 @@ class Autosaver(QObject):
             if on_error is not None:
                 on_error(str(exc))
 
-        create_worker(save_fn, array, context, _connect={"returned": done, "errored": error})
+        start_worker(save_fn, array, context, _connect={"returned": done, "errored": error})
         return True

@@ -6,13 +6,44 @@ update goes through :class:`Throttle` (at most a few per second, the last value 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QWidget
+from superqt.utils import create_worker
 
 from gcl_engine import api
+
+
+def start_worker(fn: Callable[..., Any], *args: Any, _connect: dict[str, Callable[..., Any]]) -> Any:
+    """``superqt.utils.create_worker`` whose callbacks are all disconnected, on the UI thread, once it finished.
+
+    Found by the GUI reliability tests (a closed standalone window stayed alive, at random): a callback
+    connected to a worker's signal (a lambda, a closure) was at times kept alive by PySide after the worker
+    and the panel that started it were gone, pinning what it captured: the panel, its window, the viewer and
+    every layer (likely cause: the worker's signal object is freed on whichever thread drops the last
+    reference, sometimes the pool's). ``finished`` arrives on the UI thread after ``returned``/``errored``;
+    disconnecting there released the callbacks in every run since. The worker starts only once that is
+    connected: started outside an event loop (a panel's constructor), a quick one could finish first.
+    """
+    worker = create_worker(fn, *args, _connect=_connect, _start_thread=False)
+    signals = worker.signals
+    names = {*_connect, "finished"}
+
+    def release() -> None:
+        with warnings.catch_warnings():  # PySide warns about a signal whose receiver was deleted before
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for name in names:
+                try:
+                    getattr(signals, name).disconnect()
+                except (RuntimeError, TypeError):  # the signal object is already gone
+                    pass
+
+    signals.finished.connect(release)
+    worker.start()
+    return worker
 
 
 class Throttle(QObject):

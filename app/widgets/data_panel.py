@@ -12,13 +12,12 @@ from typing import Any
 
 from gcl_app.project import Project
 from gcl_app.services import JobRunner
-from gcl_app.widgets.common import EtaProgress, StatusLine
+from gcl_app.widgets.common import EtaProgress, StatusLine, start_worker
 from gcl_app.widgets.loss_plot import LossPlot
 from gcl_app.widgets.pretrain_form import PretrainForm, collect_garbage, load_devices
 from gcl_app.widgets.scan_view import ScanView
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -48,7 +47,7 @@ class DataPanel(QWidget):
         self.project.add_listener(self._on_project)
         self.devices_known = False
         # also imports torch into this process and settles it for a window (see load_devices)
-        create_worker(load_devices, _connect={"returned": self._on_devices,
+        start_worker(load_devices, _connect={"returned": self._on_devices,
                                                       "errored": lambda e: self.status.error(str(e))})
 
     def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
@@ -111,6 +110,22 @@ class DataPanel(QWidget):
         if not self.folder_path():
             self.folder.value = self.project.get("scan_folder") or _sample_scans()
         self._set_running(self.runner.running)
+        if not self.runner.running:
+            self._describe_last_run()
+
+    def _describe_last_run(self) -> None:
+        """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
+        run = self.project.last_run()
+        if run is None or not (run / CONFIG_NAME).is_file() or not (run / "last.pt").is_file():
+            return
+        try:
+            total = api.load_json(api.PretrainConfig, run / CONFIG_NAME).steps
+        except (api.GCLError, ValueError, TypeError):
+            return
+        done = max((int(row.get("step", 0)) for row in api.read_metrics(run)), default=0)
+        if done < total:
+            self.status.info(f"The last pre-training run ({run.name}) stopped at step {done} of {total}. "
+                             "Resume continues it from its last checkpoint.")
 
     # --- scanning ---------------------------------------------------------------------------
 
@@ -125,7 +140,7 @@ class DataPanel(QWidget):
             return
         self.scan_button.setEnabled(False)
         self.progress.busy(f"scanning {Path(folder).name} …")
-        create_worker(api.scan_folder, folder,
+        start_worker(api.scan_folder, folder,
                       _connect={"returned": self._on_scanned, "errored": self._on_scan_error})
 
     def _on_scanned(self, result: api.ScanResult) -> None:

@@ -14,11 +14,10 @@ import numpy as np
 from gcl_app.layers import META_KEY, geometry_of, label_names_of, layer_affine, volume_of_layer
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
-from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine
+from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, start_worker
 from gcl_app.widgets.preview import predict_volume
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -148,7 +147,7 @@ class ExportPanel(QWidget):
             return
         self.predict_button.setEnabled(False)
         self.progress.busy(f"predicting {image.name} …")
-        create_worker(predict_volume, model, volume_of_layer(image), "auto",
+        start_worker(predict_volume, model, volume_of_layer(image), "auto",
                       _connect={"returned": lambda p: self._on_predicted(image, p), "errored": self._on_error})
 
     def _on_predicted(self, image: Any, prediction: api.Prediction) -> None:
@@ -167,7 +166,7 @@ class ExportPanel(QWidget):
         self.predict_folder_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.busy("reading the folder …")
-        self._folder_worker = create_worker(
+        self._folder_worker = start_worker(
             predict_folder, model, folder, out, "auto",
             _connect={"yielded": self.progress.set_progress, "finished": self._on_folder_done,
                       "errored": self._on_error})
@@ -198,7 +197,7 @@ class ExportPanel(QWidget):
             return
         source = (layer.metadata.get(META_KEY) or {}).get("source")
         self.progress.busy(f"writing {Path(path).name} …")
-        create_worker(export_layer, np.array(layer.data, copy=True), geometry_of(layer.metadata, layer_affine(layer)),
+        start_worker(export_layer, np.array(layer.data, copy=True), geometry_of(layer.metadata, layer_affine(layer)),
                       path, label_names_of(layer.metadata), [source] if source else [],
                       _connect={"returned": self._on_exported, "errored": self._on_error})
 
@@ -213,7 +212,7 @@ class ExportPanel(QWidget):
             return
         self.export_onnx_button.setEnabled(False)
         self.progress.busy("exporting ONNX and checking it against PyTorch …")
-        create_worker(export_model, model, out, _connect={"returned": self._on_onnx, "errored": self._on_error})
+        start_worker(export_model, model, out, _connect={"returned": self._on_onnx, "errored": self._on_error})
 
     def _on_onnx(self, report: api.OnnxExportReport) -> None:
         self.export_onnx_button.setEnabled(True)

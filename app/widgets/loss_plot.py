@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-from gcl_app.widgets.common import Throttle
+from gcl_app.widgets.common import Throttle, start_worker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
-from superqt.utils import create_worker
 
 DARK_BG = "#262930"  # napari's default dark theme background
 TEXT = "#d0d0d0"
@@ -123,7 +122,7 @@ class LossPlot(QWidget):
         self._rendering, self._again = True, False
         snapshot = {k: (list(s), list(y)) for k, (s, y) in self.series.items()}
         size = self.image.size()
-        create_worker(render, self.figure, snapshot, size.width(), size.height(),
+        start_worker(render, self.figure, snapshot, size.width(), size.height(),
                       _connect={"returned": self._show, "errored": self._on_error})
 
     def _show(self, rgba: np.ndarray) -> None:

@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 from gcl_app.layers import volume_of_layer
 from gcl_app.widgets import annotation_layers as tied
-from gcl_app.widgets.common import Throttle
+from gcl_app.widgets.common import Throttle, start_worker
 from gcl_app.widgets.slices import current_slice
 from qtpy.QtCore import QObject, Signal
-from superqt.utils import create_worker
 
 from gcl_engine import api
 
@@ -83,7 +82,7 @@ class PreviewController(QObject):
             after()
             self.updated.emit("volume")
 
-        create_worker(predict_volume, model, volume_of_layer(image), device,
+        start_worker(predict_volume, model, volume_of_layer(image), device,
                       _connect={"returned": show, "errored": lambda e: self.failed.emit(f"Prediction failed: {e}")})
 
     def accept(self, annotations: Any, image: Any) -> tuple[bool, str]:

@@ -7,19 +7,29 @@ Full disks and read-only places are real (a small tmpfs, ``tests/reliability/fs_
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import weakref
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from gcl_app.project import PROJECT_ENV
+from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.slices import show_slice
 from qtpy.QtCore import QTimer
 
 from gcl_engine import api
 from tests.app.qt_helpers import StallMonitor
+from tests.app.synthetic import synthetic_ct, write_scan
 from tests.app.test_finetune_panel import open_sample, paint_liver, tiny_form
+from tests.app.test_standalone import wait_ready
+from tests.app.test_standalone_privacy import standalone_windows
 from tests.reliability.fs_faults import fill, remount, small_tmpfs
 
 STALL_MS = 100
@@ -193,3 +203,125 @@ def test_a_killed_training_child_is_reported_and_a_new_job_starts(make_napari_vi
         panel.finetune_button.click()
     assert panel.project.current_model() is not None and not panel.status.is_error
     panel.shutdown()
+
+
+# --- recovery after a crash ---------------------------------------------------------------------------
+
+CRASHING_SESSION = textwrap.dedent("""
+    import json, os, signal, sys, time
+    from pathlib import Path
+    from gcl_app.standalone.main import create_app
+    from gcl_app.standalone.window import MainWindow
+    from gcl_app.widgets import annotation_layers as tied
+    from qtpy.QtCore import QEventLoop
+
+    config, scans, project, pretrained = sys.argv[1:5]
+    app = create_app()
+    window = MainWindow(config_folder=Path(config))
+    window.show()
+
+    def wait_until(done, timeout_s=180):
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                sys.exit("timed out")
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
+
+    ready = []
+    window.workspace.ready.connect(ready.append)
+    window.new_project(scans, project)
+    wait_until(lambda: ready)
+    panels = window.workspace.panels
+    image = window.workspace.images()[0]
+    annotations = tied.find_layer(window.viewer, image, tied.ANNOTATIONS)
+    annotations.data[2, 5:15, 6:20] = 1
+    annotations.data[4, 3:9, 3:9] = 1
+    saved = []
+    panels.finetune.autosaver.saved.connect(saved.append)
+    panels.finetune.autosaver.save_now()
+    wait_until(lambda: saved)
+
+    # a fine-tune that finishes: the project's current model
+    finetune = panels.finetune
+    finetune.form.pretrained.value, finetune.form.steps.value, finetune.form.device.value = pretrained, 2, "cpu"
+    finetune.finetune_button.click()
+    wait_until(lambda: finetune.project.current_model() is not None)
+
+    # a pre-training that is still running when the app dies, after it saved a checkpoint
+    form, checkpoints = panels.data.form, []
+    form.size.value, form.base_channels.value, form.levels.value = 32, 4, 3
+    form.steps.value, form.checkpoint_every.value, form.device.value = 100000, 2, "cpu"
+    panels.data.runner.checkpoint.connect(checkpoints.append)
+    panels.data.start_button.click()
+    wait_until(lambda: checkpoints)
+    print(json.dumps({"run": str(panels.data.project.last_run()), "step": checkpoints[0].step,
+                      "model": str(finetune.project.current_model()), "child": panels.data.runner._proc.pid,
+                      "painted": int(annotations.data.sum())}), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def process_gone(pid: int) -> bool:
+    """Exited (or a zombie nobody reaps: the container's init may not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.fixture
+def standalone(qtbot, tmp_path, monkeypatch):
+    yield from standalone_windows(qtbot, tmp_path, monkeypatch)
+
+
+def test_after_a_crash_the_restored_project_has_its_annotations_and_newest_checkpoints(standalone, qtbot, tmp_path,
+                                                                                        tiny_pretrained):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for i in range(2):
+        write_scan(scans / f"patient{i}_ct.nii.gz", synthetic_ct(i, shape=(6, 24, 28)))
+    project = tmp_path / "projects" / "crashed"
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_SESSION, str(tmp_path / "config"), str(scans),
+                              str(project), str(tiny_pretrained)], capture_output=True, text=True, timeout=400)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    before = json.loads(crashed.stdout.strip().splitlines()[-1])
+    run = Path(before["run"])
+    qtbot.waitUntil(lambda: process_gone(before["child"]), timeout=30_000)  # the orphaned job ends by itself
+
+    window = standalone()
+    assert wait_ready(qtbot, window, window.offer_restore) == str(project.resolve())
+    assert "did not close properly" in window.prompts.questions[0]
+    panels = window.workspace.panels
+    [image] = window.workspace.images()
+    annotations = tied.find_layer(window.viewer, image, tied.ANNOTATIONS)
+    assert int(annotations.data.sum()) == before["painted"] and annotations.data[2, 5, 6] == 1
+    assert panels.finetune.form.pretrained_path() == run / "last.pt"  # the newest pre-training checkpoint
+    assert Path(str(panels.export.model.value)) == Path(before["model"])  # the newest fine-tuned model
+    assert panels.data.resume_button.isEnabled() and "Resume" in panels.data.status.text()
+
+    steps = []
+    panels.data.runner.progress.connect(lambda p: steps.append(p.done) if p.stage == "pretrain" else None)
+    panels.data.resume_button.click()  # the interrupted run continues from its checkpoint, not from zero
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=90_000)
+    with qtbot.waitSignal(panels.data.runner.finished, timeout=60_000):
+        panels.data.cancel_button.click()
+    assert steps[0] > before["step"], steps[:3]
+
+
+def test_a_closed_window_frees_its_panels_viewer_and_layers(standalone, qtbot, tmp_path):
+    """Nothing leaked: before start_worker, a worker's callback outlived the window at random (1 run in 2)."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    write_scan(scans / "patient0_ct.nii.gz", synthetic_ct(0, shape=(6, 24, 28)))
+    for round_ in range(4):
+        window = standalone()
+        wait_ready(qtbot, window, lambda w=window, r=round_: w.new_project(str(scans), str(tmp_path / f"p{r}")))
+        panels = window.workspace.panels
+        qtbot.waitUntil(lambda p=panels: p.data.devices_known and p.finetune.devices_known and
+                        p.data.scan_result is not None, timeout=60_000)
+        refs = [weakref.ref(obj) for obj in (window, panels.data, panels.finetune, window.workspace.images()[0])]
+        del window, panels
+        standalone.release()
+        assert [ref() is None for ref in refs] == [True] * 4, f"round {round_}: {[ref() for ref in refs]}"

@@ -62,6 +62,7 @@ def standalone_windows(qtbot, tmp_path: Path, monkeypatch):
         windows.append(window)
         return window
 
+    make.release = lambda: release(qtbot, windows)  # close and delete every window made so far
     yield make
     release(qtbot, windows)
 
