@@ -223,6 +223,7 @@ class FinetunePanel(QWidget):
 
     def _on_save_error(self, message: str) -> None:
         self.finetune_button.setEnabled(True)
+        self.progress.done("fine-tuning not started", complete=False)
         self.status.error(f"Could not save the annotations: {message}")
 
     def _start_job(self, labels_path: Path) -> None:

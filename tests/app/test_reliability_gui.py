@@ -144,6 +144,12 @@ def test_a_full_disk_during_autosave_is_reported_and_the_last_save_survives(make
         assert panel.autosaver.dirty  # the next autosave tries again
         assert saved.read_bytes() == good and np.array_equal(api.load_volume(saved).array, first)
         assert [p.name for p in saved.parent.iterdir() if ".tmp-" in p.name] == []
+        with qtbot.waitSignal(panel.autosaver.failed, timeout=30_000):  # Fine-tune saves first: it cannot
+            panel.finetune_button.click()
+        assert "Could not save the annotations" in panel.status.text() and "disk full" in panel.status.text()
+        assert not panel.runner.running and panel.finetune_button.isEnabled()
+        assert panel.progress.bar.maximum() > 0  # not left spinning on "saving annotations …"
+        assert saved.read_bytes() == good
 
         filler.unlink()  # the user frees space: the timer's next autosave works
         panel.autosaver.set_interval(1)
