@@ -69,7 +69,7 @@ class ScanLoader(QObject):
         self._generation += 1
         batch = self._generation
         start_worker(_read_each, list(items), _connect={"yielded": lambda item: self._on_item(batch, item),
-                                                         "finished": lambda: self._on_done(batch)})
+                                                        "finished": lambda: self._on_done(batch)})
 
     def cancel(self) -> None:
         """Forget the batch in progress (its worker finishes reading, its layers are never added)."""

@@ -59,7 +59,7 @@ class SettingsDialog(QDialog):
         self.device = QComboBox(self)
         self._set_device_choices([], current["device"])
         start_worker(api.describe_devices,
-                      _connect={"returned": lambda d: self._set_device_choices(d, self.device_value())})
+                     _connect={"returned": lambda d: self._set_device_choices(d, self.device_value())})
         self.cache = QLineEdit(str(current["cache_folder"]), self)
         self.cache.setPlaceholderText("inside each pre-training run (default)")
         browse = QPushButton("Choose…", self)

@@ -103,7 +103,7 @@ class Workspace(QObject):
         self.panels.data.scan()
         self.message.emit(f"Looking for scans in {scans} …")
         start_worker(first_volume, str(scans), _connect={"returned": self._open_first,
-                                                          "errored": lambda e: self._open_first(None, str(e))})
+                                                         "errored": lambda e: self._open_first(None, str(e))})
         return ""
 
     def _open_first(self, path: str | None, reason: str = "") -> None:

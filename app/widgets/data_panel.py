@@ -48,7 +48,7 @@ class DataPanel(QWidget):
         self.devices_known = False
         # also imports torch into this process and settles it for a window (see load_devices)
         start_worker(load_devices, _connect={"returned": self._on_devices,
-                                                      "errored": lambda e: self.status.error(str(e))})
+                                                     "errored": lambda e: self.status.error(str(e))})
 
     def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
         self.form.set_devices(devices)
@@ -141,7 +141,7 @@ class DataPanel(QWidget):
         self.scan_button.setEnabled(False)
         self.progress.busy(f"scanning {Path(folder).name} …")
         start_worker(api.scan_folder, folder,
-                      _connect={"returned": self._on_scanned, "errored": self._on_scan_error})
+                     _connect={"returned": self._on_scanned, "errored": self._on_scan_error})
 
     def _on_scanned(self, result: api.ScanResult) -> None:
         self.scan_result = result

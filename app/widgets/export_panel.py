@@ -148,7 +148,7 @@ class ExportPanel(QWidget):
         self.predict_button.setEnabled(False)
         self.progress.busy(f"predicting {image.name} …")
         start_worker(predict_volume, model, volume_of_layer(image), "auto",
-                      _connect={"returned": lambda p: self._on_predicted(image, p), "errored": self._on_error})
+                     _connect={"returned": lambda p: self._on_predicted(image, p), "errored": self._on_error})
 
     def _on_predicted(self, image: Any, prediction: api.Prediction) -> None:
         self.predict_button.setEnabled(True)
@@ -198,8 +198,8 @@ class ExportPanel(QWidget):
         source = (layer.metadata.get(META_KEY) or {}).get("source")
         self.progress.busy(f"writing {Path(path).name} …")
         start_worker(export_layer, np.array(layer.data, copy=True), geometry_of(layer.metadata, layer_affine(layer)),
-                      path, label_names_of(layer.metadata), [source] if source else [],
-                      _connect={"returned": self._on_exported, "errored": self._on_error})
+                     path, label_names_of(layer.metadata), [source] if source else [],
+                     _connect={"returned": self._on_exported, "errored": self._on_error})
 
     def _on_exported(self, path: Path) -> None:
         self.progress.done("export done")

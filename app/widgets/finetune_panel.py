@@ -52,7 +52,7 @@ class FinetunePanel(QWidget):
         self.devices_known = False
         # also imports torch into this process and settles it for a window (see load_devices)
         start_worker(load_devices, _connect={"returned": self._on_devices,
-                                                      "errored": lambda e: self.status.error(str(e))})
+                                                     "errored": lambda e: self.status.error(str(e))})
 
     def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
         self.form.set_devices(devices)

@@ -123,7 +123,7 @@ class LossPlot(QWidget):
         snapshot = {k: (list(s), list(y)) for k, (s, y) in self.series.items()}
         size = self.image.size()
         start_worker(render, self.figure, snapshot, size.width(), size.height(),
-                      _connect={"returned": self._show, "errored": self._on_error})
+                     _connect={"returned": self._show, "errored": self._on_error})
 
     def _show(self, rgba: np.ndarray) -> None:
         height, width = rgba.shape[:2]

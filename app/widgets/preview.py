@@ -83,7 +83,7 @@ class PreviewController(QObject):
             self.updated.emit("volume")
 
         start_worker(predict_volume, model, volume_of_layer(image), device,
-                      _connect={"returned": show, "errored": lambda e: self.failed.emit(f"Prediction failed: {e}")})
+                     _connect={"returned": show, "errored": lambda e: self.failed.emit(f"Prediction failed: {e}")})
 
     def accept(self, annotations: Any, image: Any) -> tuple[bool, str]:
         """Copy the predicted slice in view into ``annotations``; (done, what to tell the user)."""
