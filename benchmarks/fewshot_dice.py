@@ -183,9 +183,9 @@ def write_report(args, settings, plan: Plan, records: Records, wall: float | Non
             "(`a>b`) score the model fine-tuned on volume a on every slice of volume b.")
     for metric in ("small3d", "mean3d", "mean_slice"):
         for target in res.targets:
-            if metric == "small3d" and not any(res.values(v.name, target, k, metric)
-                                               for v in plan.variants for k in s.k):
-                continue
+            if metric == "small3d" and not any(x == x for v in plan.variants for k in s.k
+                                               for x in res.values(v.name, target, k, metric).values()):
+                continue  # no small-organ classes (the brain maps)
             role = " (dev volume: levers are chosen here)" if target == s.dev_volume else ""
             rep.add(f"## {target}{role}: {METRICS[metric]}\n\n{res.summary_table(target, metric)}")
     rep.add("## Target check (harder targets = small organs, 3D Dice)\n\n" + res.target_check("small3d")
@@ -202,6 +202,7 @@ def write_report(args, settings, plan: Plan, records: Records, wall: float | Non
     rep.data = res.to_json()
     rep.add(f"Timing: {res.timing()}")
     if not args.no_write:
+        Path(args.results).mkdir(parents=True, exist_ok=True)
         png = Path(args.results) / f"{name}.png"
         if res.plot(png):
             print(f"wrote {png}")
