@@ -14,7 +14,7 @@ from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets.common import EtaProgress, StatusLine, start_worker
 from gcl_app.widgets.loss_plot import LossPlot
-from gcl_app.widgets.pretrain_form import PretrainForm, collect_garbage, load_devices
+from gcl_app.widgets.pretrain_form import PretrainForm, start_device_probe
 from gcl_app.widgets.scan_view import ScanView
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -45,15 +45,7 @@ class DataPanel(QWidget):
         self._connect()
         self._on_project("project")
         self.project.add_listener(self._on_project)
-        self.devices_known = False
-        # also imports torch into this process and settles it for a window (see load_devices)
-        start_worker(load_devices, _connect={"returned": self._on_devices,
-                                                     "errored": lambda e: self.status.error(str(e))})
-
-    def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
-        self.form.set_devices(devices)
-        collect_garbage()
-        self.devices_known = True
+        start_device_probe(self)  # also imports torch into this process and settles it for a window
 
     def _build(self) -> None:
         self.project_label = QLabel(self)

@@ -18,9 +18,9 @@ from gcl_app.services import JobRunner
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
-from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle, start_worker
+from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
-from gcl_app.widgets.pretrain_form import collect_garbage, load_devices
+from gcl_app.widgets.pretrain_form import start_device_probe
 from gcl_app.widgets.preview import PreviewController
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
 from qtpy.QtCore import Signal
@@ -49,15 +49,7 @@ class FinetunePanel(QWidget):
         self._bind_keys()
         self._refresh_pretrained()
         self.project.add_listener(self._on_project)
-        self.devices_known = False
-        # also imports torch into this process and settles it for a window (see load_devices)
-        start_worker(load_devices, _connect={"returned": self._on_devices,
-                                                     "errored": lambda e: self.status.error(str(e))})
-
-    def _on_devices(self, devices: list[api.DeviceInfo]) -> None:
-        self.form.set_devices(devices)
-        collect_garbage()
-        self.devices_known = True
+        start_device_probe(self)  # also imports torch into this process and settles it for a window
 
     def _build(self) -> None:
         self.image_chooser = LayerChooser(self.viewer, "image", self)

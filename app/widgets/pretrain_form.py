@@ -11,6 +11,7 @@ import gc
 import os
 from typing import Any
 
+from gcl_app.widgets.common import start_worker
 from magicgui.widgets import ComboBox, Container, SpinBox
 
 from gcl_engine import api
@@ -54,6 +55,22 @@ def collect_garbage() -> None:
     ``QObject::~QObject`` while the UI thread, holding the GIL, waited for Qt's connection lock).
     """
     gc.collect()
+
+
+def start_device_probe(panel: Any) -> None:
+    """Fill ``panel.form``'s device box from a worker (:func:`load_devices`), then :func:`collect_garbage`.
+
+    ``panel.devices_known`` turns True once done; a failure goes to ``panel.status``. Shared by the panels that
+    choose a device (data + pre-training, annotate + fine-tune).
+    """
+    panel.devices_known = False
+
+    def done(devices: list[api.DeviceInfo]) -> None:
+        panel.form.set_devices(devices)
+        collect_garbage()
+        panel.devices_known = True
+
+    start_worker(load_devices, _connect={"returned": done, "errored": lambda e: panel.status.error(str(e))})
 
 
 def device_choices(devices: list[api.DeviceInfo]) -> list[tuple[str, str]]:
