@@ -174,7 +174,9 @@ def git_info() -> dict[str, Any]:
     dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no").splitlines() if ln.strip()]
     mine = {f"benchmarks/{name}" for name in OWN_FILES}
     relevant = [f for f in dirty if f.startswith("gcl_engine/") or f in mine]  # what can change these figures
-    return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(dirty), "dirty_files": dirty[:40],
+    # a copy of the tree without .git (a lent device machine) names its commit in GCL_GIT_COMMIT
+    commit = git("rev-parse", "HEAD").strip() or os.environ.get("GCL_GIT_COMMIT", "")
+    return {"commit": commit, "dirty": bool(dirty), "dirty_files": dirty[:40],
             "relevant_dirty": relevant}
 
 

@@ -76,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device")
     p.add_argument("--workers", type=int)
     p.add_argument("--threads", type=int, help="torch threads per worker (0 = torch's default)")
+    p.add_argument("--data-workers", type=int, help="pre-training batch-building processes per pre-training")
     p.add_argument("--probe-volumes", type=_list)
     p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument("--run-dir", default=str(Path.home() / ".cache/gcl-studio/fewshot-runs"))
@@ -94,7 +95,8 @@ def build_settings(args: argparse.Namespace):
                      ("cross", "cross"), ("size", "size"), ("base_channels", "base_channels"),
                      ("pretrain_steps", "pretrain_steps"), ("finetune_steps", "finetune_steps"),
                      ("volumes_per_batch", "volumes_per_batch"), ("pool", "pool"), ("device", "device"),
-                     ("workers", "workers"), ("threads", "threads"), ("probe_volumes", "probe_volumes")):
+                     ("workers", "workers"), ("threads", "threads"), ("probe_volumes", "probe_volumes"),
+                     ("data_workers", "data_workers")):
         val = getattr(args, opt)
         if val is not None:
             setattr(s, fld, val)

@@ -69,7 +69,8 @@ def run_pretrain(job: dict) -> dict:
         cfg = PretrainConfig(
             folder=job["pool"], out=str(run_dir), cache=job["cache"], method=job["method"], steps=job["steps"],
             seed=job["seed"], threads=job["threads"], device=job["device"], checkpoint_every=job["steps"],
-            volumes_per_batch=job["volumes_per_batch"], preprocess=_pre(job), model=_model(job),
+            volumes_per_batch=job["volumes_per_batch"], data_workers=job.get("data_workers"),
+            preprocess=_pre(job), model=_model(job),
             **job["overrides"])
         res = api.pretrain(cfg)
         checkpoint, meta_labels, steps_done = res.checkpoint, res.meta_labels, res.steps_done

@@ -64,6 +64,7 @@ class Plan:
                 "steps": pt_id.get("steps", 0), "overrides": v.pretrain_overrides, "pool": self.pool_dir(v),
                 "cache": self.cache, "run_dir": str(self.run_root / "pretrain" / pkey), "device": s.device,
                 "threads": s.threads, "volumes_per_batch": s.volumes_per_batch, "probe_volumes": s.probe_volumes,
+                "data_workers": s.data_workers,
                 "probe_steps": s.probe_steps, "order": (seed, rank, 0), **common}
         for volume in s.volumes:
             cross = [c.split(">", 1)[1] for c in s.cross if c.split(">", 1)[0] == volume]

@@ -109,6 +109,7 @@ class Settings:
     probe_volumes: list[str] = field(default_factory=lambda: ["mr_sm", "ct_sm"])
     probe_steps: int = 300
     dev_volume: str = "mr_sm"  # where the lever rows are chosen; the others report
+    data_workers: int | None = None  # pre-training batch-building processes (None: the engine's default)
 
 
 MAIN_METHODS = ["random", "simclr", "single:*", "naive_sum", "gcl_no_filter", "gcl_no_mitigator", "gcl"]
@@ -128,4 +129,10 @@ PRESETS = {
                     ["ct_sm>dicom_ct", "ct_sm>dicom_ct_as_ct_sm", "ct_sm>mr_sm"], size=224, base_channels=32,
                     pretrain_steps=3000, finetune_steps=300, volumes_per_batch=8, pool="all", device="cuda",
                     workers=4, threads=3),
+    # what one 15-minute device lease holds (benchmarks/gpu_session.sh): 128 px, a schedule 3x the CPU one,
+    # both abdominal volumes, k 1/3, three rows; pre-trainings run side by side with 1 batch worker each
+    "gpu_first_look": Settings("gpu_first_look", ["random", "naive_sum", "gcl"], [1, 3], [0, 1, 2],
+                               ["mr_sm", "ct_sm"], ["ct_sm>dicom_ct_as_ct_sm"], size=128, base_channels=32,
+                               pretrain_steps=450, finetune_steps=300, volumes_per_batch=4, pool="all",
+                               device="cuda", workers=8, threads=1, data_workers=1),
 }
