@@ -73,7 +73,7 @@ def run_demo(out: Path, pretrain_steps: int, finetune_steps: int, size: int) -> 
     print(f"== 1. scan {samples['scans']}")
     scan = api.scan_folder(samples["scans"])
     print_scan(scan)
-    print(f"\n== 2. GCL pre-training ({pretrain_steps} steps at {size} px, CPU)")
+    print(f"\n== 2. GCL pre-training ({pretrain_steps} steps at {size} px; device auto: CUDA when present, else CPU)")
     pre = api.PreprocessConfig(size=size)
     t0 = time.perf_counter()
     pt = api.pretrain(api.PretrainConfig(folder=str(samples["scans"]), out=str(out / "pretrain"), steps=pretrain_steps,
