@@ -34,7 +34,8 @@ def apply_speed_patch() -> None:
 
     Same values (the loss of a fine-tune is bit-identical with and without), but every later op of the
     step no longer goes through MetaTensor.__torch_function__: fine-tuning ran ~25% faster here.
-    The proper fix belongs in gcl_engine/training/finetune_data.py (SegmentationAugment.__call__).
+    The engine does this itself since the few-shot defaults were applied (SegmentationAugment returns plain
+    tensors); the patch is kept, a no-op there, for the pinned engine snapshot the CPU tables were made with.
     """
     from gcl_engine.training import finetune_data
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 from monai.transforms import Compose, Rand2DElasticd, RandAffined
 
 from gcl_engine.config import FinetuneConfig
@@ -74,6 +75,12 @@ def _class_names(cfg: FinetuneConfig, max_label: int, label_path: str) -> list[s
     return names
 
 
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """A MONAI MetaTensor as a plain tensor (same storage): every later op of the training step would
+    otherwise go through MetaTensor.__torch_function__ (fine-tuning ran ~25% slower, benchmarks/README.md)."""
+    return t.as_tensor() if isinstance(t, MetaTensor) else torch.as_tensor(t)
+
+
 class SegmentationAugment:
     """MONAI spatial transforms on image and label together (no flips: many classes are left/right)."""
 
@@ -92,8 +99,8 @@ class SegmentationAugment:
         for i in range(images.shape[0]):
             self.spatial.set_random_state(seed=(seed * 7919 + i) % 2**32)
             out = self.spatial({"image": images[i:i + 1], "label": labels[i:i + 1].float()})
-            xs.append(torch.as_tensor(out["image"]))
-            ys.append(torch.as_tensor(out["label"])[0].round().long())
+            xs.append(_plain(out["image"]))
+            ys.append(_plain(out["label"])[0].round().long())
         x = torch.stack(xs)
         seeds = np.arange(images.shape[0]) + seed * 1009
         return self.intensity(x, seeds), torch.stack(ys)
