@@ -32,6 +32,9 @@ class PreprocessConfig:
     axis: int = 0  # numpy axis of the SimpleITK array to slice along (0 = ITK index k)
     ct_window: tuple[float, float] = (-250.0, 350.0)
     mr_percentiles: tuple[float, float] = (0.5, 99.5)
+    # "canonical": in-plane axes transposed/flipped to the patient axes before resizing (data/orientation.py);
+    # "stored": the array as stored (models saved before this option existed load with it)
+    orientation: str = "canonical"
 
     def validate(self) -> None:
         _check(16 <= self.size <= 1024 and self.size % 16 == 0,
@@ -40,6 +43,7 @@ class PreprocessConfig:
         _check(self.ct_window[0] < self.ct_window[1], f"ct_window must be (low, high), got {self.ct_window}")
         lo, hi = self.mr_percentiles
         _check(0 <= lo < hi <= 100, f"mr_percentiles must be 0 <= low < high <= 100, got {self.mr_percentiles}")
+        _check(self.orientation in ("canonical", "stored"), "orientation must be 'canonical' or 'stored'")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class PretrainConfig:
     filter_ratio: float = 0.25  # rho for variant A
     filter_top_k: int = 32  # pairs kept per anchor for variant B
     pixel_positive: str = "location"  # "location" (same aligned location) | "slice" (any pixel of the slice)
+    unknown_values: str = "ignore"  # a slice whose meta label is unknown: "ignore" (out of that label's loss)
+    #                                 | "volume" (positive of its own volume's slices, the old behaviour)
     augment_strength: float = 1.0
     checkpoint_every: int = 50
     device: str = "auto"
@@ -116,6 +122,7 @@ class PretrainConfig:
         _check(0 < self.filter_ratio <= 1, f"filter_ratio must be in (0, 1], got {self.filter_ratio}")
         _check(self.filter_top_k >= 1, "filter_top_k must be >= 1")
         _check(self.pixel_positive in ("location", "slice"), "pixel_positive must be location or slice")
+        _check(self.unknown_values in ("ignore", "volume"), "unknown_values must be 'ignore' or 'volume'")
         _check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         _check(self.lambda_pixel >= 0, "lambda_pixel must be >= 0")
         self.preprocess.validate()
@@ -200,8 +207,32 @@ def from_json(cls: type[T], text: str) -> T:
     return from_dict(cls, json.loads(text))
 
 
+def from_saved_json(cls: type[T], text: str) -> T:
+    """A config that this or an older version saved (a checkpoint, a model, ONNX metadata).
+
+    ``to_json`` writes every field, so a field missing from saved text was added later: it takes the value
+    that reproduces what the older version did (``_BEFORE_FIELD``), not today's default, so an old model
+    keeps predicting as it was trained. User-written config files go through :func:`from_json` instead.
+    """
+    return from_dict(cls, _fill_missing(cls, json.loads(text)))
+
+
+def _fill_missing(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for name, value in _BEFORE_FIELD.get(cls, {}).items():
+        out.setdefault(name, value)
+    for name, value in data.items():
+        nested = _NESTED.get(name)
+        if nested is not None and isinstance(value, dict):
+            out[name] = _fill_missing(nested, value)
+    return out
+
+
 def load_json(cls: type[T], path: str | Path) -> T:
     return from_json(cls, Path(path).read_text(encoding="utf-8"))
 
 
 _NESTED: dict[str, type] = {"preprocess": PreprocessConfig, "model": ModelConfig}
+# fields added after configs were first saved, with the value that means "as before"
+_BEFORE_FIELD: dict[type, dict[str, Any]] = {PreprocessConfig: {"orientation": "stored"},
+                                             PretrainConfig: {"unknown_values": "volume"}}

@@ -1,4 +1,4 @@
-"""Intensity normalisation per modality and in-plane resampling to the network's fixed size.
+"""Intensity normalisation per modality, in-plane orientation and resampling to the network's fixed size.
 
 One code path for pre-training, fine-tuning and inference, so a model always sees what it was trained on.
 """
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gcl_engine.config import PreprocessConfig
+from gcl_engine.data.orientation import InPlaneOrientation, in_plane_orientation
 
 
 def normalise_intensity(array: np.ndarray, modality: str, cfg: PreprocessConfig) -> np.ndarray:
@@ -46,12 +47,23 @@ def resize_back(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps.float(), size=shape, mode="bilinear", align_corners=False)
 
 
-def prepare_volume_slices(array: np.ndarray, modality: str, cfg: PreprocessConfig) -> torch.Tensor:
-    """Normalise a whole volume, cut it along ``cfg.axis`` and resize: (n, size, size) float32."""
+def slice_orientation(cfg: PreprocessConfig, direction: tuple[float, ...] | None) -> InPlaneOrientation:
+    """The in-plane move applied before resizing (none with ``orientation='stored'`` or no direction)."""
+    if cfg.orientation != "canonical":
+        return InPlaneOrientation()
+    return in_plane_orientation(direction, cfg.axis)
+
+
+def prepare_volume_slices(array: np.ndarray, modality: str, cfg: PreprocessConfig,
+                          direction: tuple[float, ...] | None = None) -> torch.Tensor:
+    """Normalise a whole volume, cut it along ``cfg.axis``, orient (given the ITK direction) and resize:
+    (n, size, size) float32."""
     normed = normalise_intensity(array, modality, cfg)
-    return resize_slices(slices_along(normed, cfg.axis), cfg.size)
+    return resize_slices(slice_orientation(cfg, direction).apply(slices_along(normed, cfg.axis)), cfg.size)
 
 
-def prepare_label_slices(labels: np.ndarray, cfg: PreprocessConfig) -> torch.Tensor:
-    """(n, size, size) long label maps, nearest-neighbour resampled along the same cut."""
-    return resize_slices(slices_along(labels, cfg.axis).astype(np.float32), cfg.size, mode="nearest").long()
+def prepare_label_slices(labels: np.ndarray, cfg: PreprocessConfig,
+                         direction: tuple[float, ...] | None = None) -> torch.Tensor:
+    """(n, size, size) long label maps, nearest-neighbour resampled along the same cut and orientation."""
+    stack = slice_orientation(cfg, direction).apply(slices_along(labels, cfg.axis))
+    return resize_slices(stack.astype(np.float32), cfg.size, mode="nearest").long()

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json
-from gcl_engine.data.preprocessing import prepare_volume_slices, resize_back
+from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json, from_saved_json
+from gcl_engine.data.preprocessing import prepare_volume_slices, resize_back, slice_orientation
 from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
@@ -82,7 +82,7 @@ class Segmenter:
             return cls._load_onnx(p, cfg)
         state = load_checkpoint(p, SEGMENTER_FORMAT)
         model = model_from_state(state)
-        pre = from_json(PreprocessConfig, state["preprocess_json"])
+        pre = from_saved_json(PreprocessConfig, state["preprocess_json"])
         if cfg.backend == "onnxruntime":
             raise InputError(p, "the onnxruntime backend needs an .onnx file: export the model first")
         return cls(_TorchBackend(model, select_device(cfg.device)), list(state["class_names"]), pre, cfg)
@@ -95,7 +95,7 @@ class Segmenter:
         meta = backend.session.get_modelmeta().custom_metadata_map
         if "gcl_preprocess" not in meta:
             raise InputError(path, "an ONNX model not exported by GCL Studio (no preprocessing metadata)")
-        pre = from_json(PreprocessConfig, meta["gcl_preprocess"])
+        pre = from_saved_json(PreprocessConfig, meta["gcl_preprocess"])
         shape = backend.session.get_inputs()[0].shape
         if len(shape) != 4 or shape[1] not in (1, "channels"):
             raise InputError(path, f"unexpected model input shape {shape}: expected (batch, 1, H, W)")
@@ -110,8 +110,11 @@ class Segmenter:
         axis = self.preprocess.axis
         if volume.array.ndim != 3:
             raise InputError(volume.meta.source, f"expected a 3D volume, got shape {volume.array.shape}")
-        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess).numpy()
+        direction = volume.geometry.direction
+        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, direction).numpy()
+        orient = slice_orientation(self.preprocess, direction)
         in_plane = tuple(np.moveaxis(volume.array, axis, 0).shape[1:])
+        oriented = orient.oriented_shape(in_plane)
         n, bs = slices.shape[0], self.config.batch_size
         dtype = smallest_label_dtype(len(self.class_names) - 1)
         argmax = np.empty((n, *in_plane), dtype)
@@ -122,7 +125,7 @@ class Segmenter:
             logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
             soft = torch.softmax(logits, 1)
             for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
-                prob = resize_back(soft[j:j + 1], in_plane)
+                prob = orient.undo(resize_back(soft[j:j + 1], oriented))
                 argmax[i + j] = prob[0].argmax(0).numpy()
                 if probs is not None:
                     probs.append(prob.numpy().astype(np.float16))

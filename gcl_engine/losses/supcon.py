@@ -5,6 +5,9 @@ With s_ij = z_i . z_j / tau (the *scaled* logits, row i = anchor i) and P(i) = {
     L = mean over anchors i with |P(i)| > 0 of  -(1/|P(i)|) sum_{p in P(i)} log softmax_{a != i}(s_i)_p
 
 SimCLR is the special case where every slice is its own class and has exactly two views.
+
+A negative label means *unknown*: that sample is no anchor, no positive and no negative (it leaves the loss),
+so a missing attribute never invents positives (GCL_SPEC.md's meta labels; benchmarks/README.md, few-shot).
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ def _self_mask(n: int, device: torch.device) -> Tensor:
 
 
 def positive_mask(labels: Tensor) -> Tensor:
-    """(N,) labels -> (N,N) bool: j is a positive of anchor i (same label, j != i)."""
-    same = labels[:, None] == labels[None, :]
+    """(N,) labels -> (N,N) bool: j is a positive of anchor i (same known label, j != i)."""
+    known = labels >= 0
+    same = (labels[:, None] == labels[None, :]) & known[:, None] & known[None, :]
     return same & ~_self_mask(labels.numel(), labels.device)
+
+
+def _hide_unknown(logits: Tensor, labels: Tensor) -> Tensor:
+    """Unknown-label columns take the diagonal's fill: out of every anchor's softmax."""
+    unknown = labels < 0
+    if not bool(unknown.any()):
+        return logits
+    return logits.masked_fill(unknown[None, :], -torch.finfo(logits.dtype).max / 4)
 
 
 def _log_softmax_without_self(logits: Tensor) -> Tensor:
@@ -48,13 +60,13 @@ def supcon_from_logits(logits: Tensor, labels: Tensor) -> Tensor:
     anchors = n_pos > 0
     if not bool(anchors.any()):
         return logits.sum() * 0
-    log_prob = _log_softmax_without_self(logits)
+    log_prob = _log_softmax_without_self(_hide_unknown(logits, labels))
     mean_log_pos = (log_prob * pos).sum(dim=1) / n_pos.clamp(min=1)
     return -mean_log_pos[anchors].mean()
 
 
 def supcon_loss(z: Tensor, labels: Tensor, temperature: float, keep_pairs: Tensor | None = None) -> Tensor:
-    """Supervised contrastive loss of L2-normalised embeddings z (N,D) with labels (N,) long; scalar.
+    """Supervised contrastive loss of L2-normalised embeddings z (N,D) with labels (N,) long (< 0: unknown).
 
     keep_pairs (N,N) bool (Gradient Filter variant B): pairs not kept keep their value in the loss but
     pass no gradient, so the loss value is unchanged and only kept pairs train the encoder.
@@ -85,7 +97,7 @@ def pair_logit_gradient(z: Tensor, labels: Tensor, temperature: float) -> Tensor
     n_anchors = int(anchors.sum())
     if n_anchors == 0:
         return torch.zeros_like(logits)
-    soft = torch.exp(_log_softmax_without_self(logits))  # diagonal underflows to exactly 0
+    soft = torch.exp(_log_softmax_without_self(_hide_unknown(logits, labels)))  # masked entries underflow to 0
     grad = soft - pos.to(logits.dtype) / n_pos.clamp(min=1)
     return torch.where(anchors, grad, torch.zeros_like(grad)) / n_anchors
 

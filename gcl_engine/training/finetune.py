@@ -14,7 +14,15 @@ import numpy as np
 import torch
 
 from gcl_engine import __version__
-from gcl_engine.config import FinetuneConfig, ModelConfig, PreprocessConfig, PretrainConfig, from_json, to_json
+from gcl_engine.config import (
+    FinetuneConfig,
+    ModelConfig,
+    PreprocessConfig,
+    PretrainConfig,
+    from_json,
+    from_saved_json,
+    to_json,
+)
 from gcl_engine.errors import CheckpointError, InputError
 from gcl_engine.events import EventSink, Finished, Log, Metric, Preview, Progress, emit
 from gcl_engine.inference.slices import predict_labels
@@ -93,10 +101,10 @@ def _start_state(cfg: FinetuneConfig, on_event) -> tuple[FinetuneConfig, dict | 
     if cfg.init_model:
         state = load_checkpoint(cfg.init_model, SEGMENTER_FORMAT)
         model = from_json(ModelConfig, state["model_config_json"])
-        pre = from_json(PreprocessConfig, state["preprocess_json"])
+        pre = from_saved_json(PreprocessConfig, state["preprocess_json"])
     else:
         state = load_checkpoint(cfg.pretrained, "gcl-pretrain")
-        saved = from_json(PretrainConfig, state["config_json"])
+        saved = from_saved_json(PretrainConfig, state["config_json"])
         model, pre = saved.model, cfg.preprocess
     if (model, pre) != (cfg.model, cfg.preprocess):
         emit(on_event, Log("info", f"using the network of {Path(cfg.init_model or cfg.pretrained).name}: "
@@ -130,7 +138,7 @@ def _emit_preview(model, data: AnnotatedSlices, cfg: FinetuneConfig, step: int, 
     wanted = [s for s in cfg.preview_slices if 0 <= s < data.slices.shape[0]]
     if not wanted:
         return
-    masks = predict_labels(model, data.slices[wanted], data.in_plane_shape)
+    masks = predict_labels(model, data.slices[wanted], data.in_plane_shape, orientation=data.orientation)
     emit(on_event, Preview(step, wanted, [m.numpy().astype(np.uint16) for m in masks]))
 
 

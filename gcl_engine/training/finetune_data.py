@@ -11,7 +11,13 @@ from monai.transforms import Compose, Rand2DElasticd, RandAffined
 
 from gcl_engine.config import FinetuneConfig
 from gcl_engine.data.augment import IntensityAugment
-from gcl_engine.data.preprocessing import prepare_label_slices, prepare_volume_slices, slices_along
+from gcl_engine.data.orientation import InPlaneOrientation
+from gcl_engine.data.preprocessing import (
+    prepare_label_slices,
+    prepare_volume_slices,
+    slice_orientation,
+    slices_along,
+)
 from gcl_engine.errors import InputError
 from gcl_engine.io.readers import load_volume
 from gcl_engine.io.volume import Volume
@@ -24,7 +30,8 @@ class AnnotatedSlices:
     labels: torch.Tensor  # (n, S, S) long, resampled label maps
     annotated: list[int]  # slice indices the loss may see
     class_names: list[str]
-    in_plane_shape: tuple[int, int]
+    in_plane_shape: tuple[int, int]  # as stored
+    orientation: InPlaneOrientation  # how ``slices`` were oriented before resizing (undone for previews)
 
 
 def check_label_volume(image: Volume, labels: Volume, label_path: str) -> np.ndarray:
@@ -59,9 +66,11 @@ def load_annotated(cfg: FinetuneConfig, labels_array: np.ndarray | None = None) 
     if not annotated:
         raise InputError(cfg.labels, "no annotated slice: paint at least one slice (or list it with --slices)")
     names = _class_names(cfg, int(labels_array.max()), cfg.labels)
+    direction = image.geometry.direction
     return AnnotatedSlices(
-        image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess),
-        prepare_label_slices(labels_array, cfg.preprocess), annotated, names, tuple(per_slice.shape[1:]),
+        image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess, direction),
+        prepare_label_slices(labels_array, cfg.preprocess, direction), annotated, names,
+        tuple(per_slice.shape[1:]), slice_orientation(cfg.preprocess, direction),
     )
 
 

@@ -14,6 +14,7 @@ import torch
 
 from gcl_engine.config import PretrainConfig
 from gcl_engine.data.augment import align_to_base
+from gcl_engine.data.meta_labels import UNKNOWN_BASE
 from gcl_engine.losses import pair_logit_gradient, supcon_loss
 from gcl_engine.training.distributed import DistContext, all_reduce_sum, gather_detached
 from gcl_engine.training.gradient_filter import feature_saliency, topk_location_mask, topk_pair_mask
@@ -39,7 +40,17 @@ def _branch_gradients(losses: dict[str, torch.Tensor], leaf: torch.Tensor) -> to
     return torch.stack([torch.zeros_like(leaf) if g is None else g for g in grads])
 
 
-def _pixel_losses(net, feats_all, g_img_sum, inputs, cfg: PretrainConfig, plan: MethodPlan, metrics):
+def loss_labels(labels: dict[str, torch.Tensor], cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """Meta-label codes as the losses read them: with ``unknown_values='ignore'`` an unknown value (coded
+    UNKNOWN_BASE + volume index by the table) becomes -1, which the SupCon loss leaves out; with ``'volume'``
+    it stays a positive of the slices of its own volume (the behaviour before; on a pool where most phases
+    are unknown it made ``phase`` a copy of ``subject``)."""
+    if cfg.unknown_values != "ignore":
+        return labels
+    return {k: torch.where(v >= UNKNOWN_BASE, torch.full_like(v, -1), v) for k, v in labels.items()}
+
+
+def _pixel_losses(net, feats_all, g_img_sum, labels, inputs, cfg: PretrainConfig, plan: MethodPlan, metrics):
     q = net.pixel_head(feats_all)  # (2N, D, h, w), unit norm per pixel
     aligned, valid = align_to_base(q, inputs.theta.to(q.device))
     aligned = torch.nn.functional.normalize(aligned, dim=1)
@@ -58,9 +69,9 @@ def _pixel_losses(net, feats_all, g_img_sum, inputs, cfg: PretrainConfig, plan: 
     slices = slice_idx.repeat(2)
     losses = {}
     for name in plan.image_labels:
-        y = inputs.labels[name].to(q.device)[slices]
+        y = labels[name].to(q.device)[slices]
         key = torch.stack([y, location], 1) if cfg.pixel_positive == "location" else y.unsqueeze(1)
-        pix_labels = torch.unique(key, dim=0, return_inverse=True)[1]
+        pix_labels = torch.where(y >= 0, torch.unique(key, dim=0, return_inverse=True)[1], -1)
         keep_pairs = None
         if plan.gradient_filter == "B":
             pg = pair_logit_gradient(emb.detach(), pix_labels, cfg.temperature_pixel)
@@ -78,13 +89,14 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     feats = feats.float()
     feats_all = gather_detached(feats, ctx).requires_grad_(True)
     z = net.image_head(feats_all)
-    view_labels = {k: v.to(z.device).repeat(2) for k, v in inputs.labels.items()}
+    labels = loss_labels(inputs.labels, cfg)
+    view_labels = {k: v.to(z.device).repeat(2) for k, v in labels.items()}
     img_losses = {m: supcon_loss(z, view_labels[m], cfg.temperature_image) for m in plan.image_labels}
     g_img = _branch_gradients(img_losses, feats_all)
     metrics["embedding_std"] = float(z.detach().std(0).mean())
     branches = {"img": (img_losses, g_img, 1.0)}
     if plan.pixel:
-        pix_losses = _pixel_losses(net, feats_all, g_img.sum(0), inputs, cfg, plan, metrics)
+        pix_losses = _pixel_losses(net, feats_all, g_img.sum(0), labels, inputs, cfg, plan, metrics)
         branches["pix"] = (pix_losses, _branch_gradients(pix_losses, feats_all), cfg.lambda_pixel)
     head_loss = sum(w * sum(losses.values()) for losses, _, w in branches.values())
     lo = ctx.rank * feats.shape[0]

@@ -6,6 +6,7 @@ The same function runs from the CLI, under torchrun, and in the GUI's child proc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from gcl_engine import __version__
-from gcl_engine.config import PretrainConfig, from_json, to_json
+from gcl_engine.config import PretrainConfig, from_saved_json, to_json
 from gcl_engine.errors import CheckpointError, GCLError, OutputError
 from gcl_engine.events import CheckpointSaved, EventSink, Finished, Log, Metric, Progress, emit
 from gcl_engine.models import GCLPretrainNet
@@ -86,7 +87,10 @@ def pretrain(cfg: PretrainConfig, on_event: EventSink | None = None, cancel: Can
 
 
 def _resumed_config(cfg: PretrainConfig, state: dict) -> PretrainConfig:
-    saved = from_json(PretrainConfig, state["config_json"])
+    saved = from_saved_json(PretrainConfig, state["config_json"])
+    if saved.preprocess.orientation != cfg.preprocess.orientation:  # a run keeps the slice layout it began with
+        cfg = dataclasses.replace(cfg, preprocess=dataclasses.replace(cfg.preprocess,
+                                                                      orientation=saved.preprocess.orientation))
     if saved.model != cfg.model or saved.preprocess != cfg.preprocess:
         raise CheckpointError("the run folder holds a checkpoint of another model or resolution; "
                               "use a new --out folder or the same settings")

@@ -108,3 +108,35 @@ def test_keep_pairs_keeps_value_and_cuts_gradient() -> None:
     supcon_from_logits(torch.where(keep, logits, logits.detach()), labels).backward()
     assert torch.all(logits.grad[~keep] == 0)
     assert torch.any(logits.grad[keep] != 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unknown_labels_leave_the_loss(seed: int) -> None:
+    """Label -1 = unknown: the loss equals the loss of the known samples alone, and unknown samples get no
+    gradient (they are no anchor, no positive, no negative)."""
+    labels = torch.tensor([0, -1, 0, 1, -1, 1, 2, -1, 2, 0])
+    known = labels >= 0
+    z = unit(10, 6, seed).requires_grad_()
+    loss = supcon_loss(z, labels, 0.1)
+    alone = supcon_loss(z.detach()[known], labels[known], 0.1)
+    assert loss.item() == pytest.approx(alone.item(), abs=1e-9)
+    assert loss.item() == pytest.approx(reference_supcon(z.detach()[known], labels[known].tolist(), 0.1), abs=1e-5)
+    loss.backward()
+    assert torch.all(z.grad[~known] == 0) and torch.any(z.grad[known] != 0)
+
+
+def test_unknown_labels_only_gives_connected_zero() -> None:
+    z = unit(4, 3, 0).requires_grad_()
+    loss = supcon_loss(z, torch.tensor([-1, -1, -1, -1]), 0.1)
+    loss.backward()
+    assert loss.item() == 0 and torch.all(z.grad == 0)
+
+
+def test_pair_logit_gradient_with_unknown_labels_equals_autograd() -> None:
+    labels = torch.tensor([0, -1, 0, 1, 1, -1, 2])
+    z = unit(7, 5, 3)
+    logits = (z @ z.T / 0.2).requires_grad_()
+    supcon_from_logits(logits, labels).backward()
+    expected = pair_logit_gradient(z, labels, 0.2)
+    torch.testing.assert_close(expected, logits.grad)
+    assert torch.all(expected[:, 1] == 0) and torch.all(expected[1] == 0)
