@@ -142,6 +142,7 @@ class FinetuneConfig:
     batch_size: int = 4
     lr_encoder: float = 3e-4
     lr_decoder: float = 3e-3
+    freeze_encoder_steps: int = 0  # the encoder stays as loaded for this many first steps (decoder first)
     weight_decay: float = 1e-4
     class_weighted_ce: bool = True
     dice_weight: float = 1.0
@@ -158,6 +159,7 @@ class FinetuneConfig:
     def validate(self) -> None:
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(0 <= self.freeze_encoder_steps <= self.steps, "freeze_encoder_steps must be in [0, steps]")
         _check(0 < self.lr_encoder < 1 and 0 < self.lr_decoder < 1, "learning rates must be in (0, 1)")
         _check(self.preview_every >= 1, "preview_every must be >= 1")
         self.preprocess.validate()

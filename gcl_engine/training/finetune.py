@@ -73,7 +73,8 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
         if is_cancelled(cancel):
             status = "cancelled"
             break
-        set_lr(opt, base_lrs, one_cycle(step, cfg.steps))
+        frozen = step < cfg.freeze_encoder_steps  # lr 0: AdamW neither steps nor decays the encoder
+        set_lr(opt, [0.0 if frozen else base_lrs[0], base_lrs[1]], one_cycle(step, cfg.steps))
         idx = torch.as_tensor(rng.integers(0, len(data.annotated), size=cfg.batch_size))
         x, y = x_all[idx], y_all[idx]
         x, y = augment(x, y, cfg.seed * 100_003 + step) if augment else (x.unsqueeze(1), y)

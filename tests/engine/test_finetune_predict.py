@@ -54,6 +54,19 @@ def test_pretrained_encoder_is_loaded(data, tmp_path):
     assert np.allclose(got[key].numpy(), pre[key].numpy(), atol=1e-6)
 
 
+def test_a_frozen_encoder_keeps_its_pretrained_weights_while_the_decoder_learns(data, tmp_path):
+    pre = load_checkpoint(data[3])["model"]
+    frozen = load_checkpoint(api.finetune(ft_config(data, tmp_path / "f.pt", freeze_encoder_steps=6)).model_path)
+    thawed = load_checkpoint(api.finetune(ft_config(data, tmp_path / "t.pt", freeze_encoder_steps=3)).model_path)
+    enc = [k for k, v in frozen["model"].items() if k.startswith("encoder.") and k in pre and v.is_floating_point()]
+    assert enc and all(np.array_equal(frozen["model"][k].numpy(), pre[k].numpy()) for k in enc)
+    assert any(not np.allclose(thawed["model"][k].numpy(), pre[k].numpy()) for k in enc)
+    dec = [k for k in frozen["model"] if k.startswith("decoder.")]
+    initial = load_checkpoint(api.finetune(ft_config(data, tmp_path / "i.pt", steps=1, lr_decoder=1e-12,
+                                                     freeze_encoder_steps=1)).model_path)
+    assert any(not np.allclose(frozen["model"][k].numpy(), initial["model"][k].numpy()) for k in dec)
+
+
 def test_only_annotated_slices_are_used_and_empty_ones_are_found(data, tmp_path):
     root, images, labels, _ = data
     lab = api.load_volume(labels[0])
