@@ -123,8 +123,8 @@ PRESETS = {
     "cpu": Settings("cpu", MAIN_METHODS, [1, 3, 5], [0, 1, 2], ["ct_sm"], ["ct_sm>dicom_ct", "ct_sm>mr_sm"],
                     size=64, base_channels=16, pretrain_steps=150, finetune_steps=300, volumes_per_batch=4,
                     pool="all", device="cpu", workers=2, threads=1),
-    # NOT RUN (no device machine in the session that wrote this): the full protocol on one GPU; several worker
-    # processes share it because fine-tuning's MONAI augmentation is CPU-bound (16 cores on the lent machines)
+    # the full protocol on one GPU (not run in full: several hours, more than a lease; see gpu_first_look);
+    # several worker processes share it because fine-tuning's MONAI augmentation is CPU-bound
     "gpu": Settings("gpu", MAIN_METHODS, [1, 3, 5], [0, 1, 2, 3], ["mr_sm", "ct_sm", "itk_kmeans", "icbm"],
                     ["ct_sm>dicom_ct", "ct_sm>dicom_ct_as_ct_sm", "ct_sm>mr_sm"], size=224, base_channels=32,
                     pretrain_steps=3000, finetune_steps=300, volumes_per_batch=8, pool="all", device="cuda",
