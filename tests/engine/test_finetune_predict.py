@@ -13,7 +13,7 @@ from gcl_engine.config import FinetuneConfig, PretrainConfig
 from gcl_engine.events import Preview
 from gcl_engine.inference.postprocess import keep_largest_component
 from gcl_engine.training.checkpoint import load_checkpoint
-from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder, write
+from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder, phantom, write
 
 NAMES = ("background", "liver", "vessel")
 
@@ -181,3 +181,20 @@ def test_network_shape_comes_from_the_pretrained_checkpoint(data, tmp_path):
     state = load_checkpoint(result.model_path)
     assert api.from_json(api.ModelConfig, state["model_config_json"]).base_channels == 4
     assert any(isinstance(e, api.Log) and "using the network of" in e.message for e in events)
+
+
+def test_previews_land_on_the_stored_grid_like_the_segmenters_prediction(data, tmp_path):
+    """A non-square scan whose header rotates and mirrors the in-plane axes (the synthetic direction): the
+    preview of the last step is the saved model's prediction of that slice, in the stored layout."""
+    img, lab = phantom(7, shape=(12, 36, 44))
+    image, labels = write(img, tmp_path / "rect.nii.gz"), write(lab, tmp_path / "rect_seg.nii.gz")
+    events = []
+    cfg = ft_config(data, tmp_path / "r.pt", image=str(image), labels=str(labels), slices=(2, 6, 9),
+                    preview_slices=(4,), preview_every=40, steps=40)
+    result = api.finetune(cfg, on_event=events.append)
+    preview = [e for e in events if isinstance(e, Preview)][-1]
+    assert preview.step == 40 and preview.masks[0].shape == (36, 44)
+    predicted = api.Segmenter.load(result.model_path, api.PredictConfig(device="cpu", backend="torch"))
+    full = predicted.predict(api.load_volume(image)).labels
+    assert len(np.unique(full[4])) > 1  # not one class everywhere, so a wrong flip or transpose would show
+    assert np.array_equal(preview.masks[0], full[4])
