@@ -60,7 +60,8 @@ def print_scan(result) -> None:
     print("\nmeta labels:")
     for name, summary in result.meta_labels.items():
         state = "usable" if summary.usable else "not usable (needs two values or more)"
-        print(f"  {name:<10} {summary.n_values:>4} value(s)  {state}")
+        known = f"known on {summary.known_slices} of {summary.total_slices} slices"
+        print(f"  {name:<10} {summary.n_values:>4} value(s)  {state}; {known}")
 
 
 def predict_paths(image: Path, out: Path) -> list[tuple[Path, Path]]:

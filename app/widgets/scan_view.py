@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget,
 from gcl_engine import api
 
 VOLUME_COLUMNS = ("Volume", "Modality", "Series", "Shape", "Status")
-META_COLUMNS = ("Use", "Meta label", "Values", "Counts")
+META_COLUMNS = ("Use", "Meta label", "Values", "Known on", "Counts")
 ROWS_PER_PASS = 150  # volume rows added per event-loop pass (~10 ms of UI thread on a loaded core)
 
 
@@ -125,7 +125,9 @@ class ScanView(QWidget):
             self.meta.setItem(row, 0, use)
             self.meta.setItem(row, 1, _item(name))
             self.meta.setItem(row, 2, _item(str(summary.n_values)))
-            self.meta.setItem(row, 3, _item(counts_text(summary.counts), counts_text(summary.counts, 50)))
+            self.meta.setItem(row, 3, _item(f"{summary.known_slices} / {summary.total_slices} slices",
+                                            "slices whose value is unknown stay out of this label's loss"))
+            self.meta.setItem(row, 4, _item(counts_text(summary.counts), counts_text(summary.counts, 50)))
 
     def selected_meta_labels(self) -> tuple[str, ...]:
         names = []

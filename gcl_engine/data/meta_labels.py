@@ -37,6 +37,8 @@ class MetaLabelSummary:
     n_values: int
     usable: bool
     counts: dict[str, int] = field(default_factory=dict)
+    known_slices: int = 0  # slices with a known value: only these enter this label's loss
+    total_slices: int = 0
 
 
 @dataclass
@@ -55,7 +57,8 @@ class MetaLabelTable:
             known = values[values < UNKNOWN_BASE]
             counts = Counter(int(v) for v in known)
             by_value = {str(k): c for k, c in sorted(counts.items())}
-            out[name] = MetaLabelSummary(name, len(counts), len(counts) >= 2, by_value)
+            out[name] = MetaLabelSummary(name, len(counts), len(counts) >= 2, by_value, int(known.size),
+                                         int(values.size))
         return out
 
     def usable(self, wanted: tuple[str, ...] | None = None) -> list[str]:

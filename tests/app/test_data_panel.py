@@ -43,6 +43,9 @@ def test_scan_lists_volumes_skipped_files_and_meta_labels(make_napari_viewer, qt
     assert "subject" not in panel.scan_view.selected_meta_labels()
     phase_row = names.index("phase")  # no cardiac phases in these scans
     assert meta.item(phase_row, 0).flags() & Qt.ItemFlag.ItemIsEnabled == Qt.ItemFlag.NoItemFlags
+    n_slices = sum(v.n_slices for v in panel.scan_result.volumes)
+    assert meta.item(phase_row, 3).text() == f"0 / {n_slices} slices"  # unknown everywhere: out of the loss
+    assert meta.item(names.index("subject"), 3).text() == f"{n_slices} / {n_slices} slices"
     panel.shutdown()
 
 

@@ -44,6 +44,7 @@ def test_sample_scans_give_the_spec_meta_labels():
     labels = result.meta_labels
     assert labels["subject"].usable and labels["position"].usable
     assert labels["phase"].usable and labels["phase"].n_values == 16  # the cardiac cine's 16 phases
+    assert labels["phase"].known_slices == 16 and labels["phase"].total_slices == 105  # the cine's slices only
     assert labels["series"].usable
 
 
@@ -59,6 +60,8 @@ def test_table_positions_subjects_and_phases():
     assert (t.labels["phase"][:8] >= UNKNOWN_BASE).all() and t.labels["phase"][8:12].tolist() == [1] * 4
     summaries = t.summaries()
     assert summaries["phase"].n_values == 2 and summaries["phase"].usable
+    assert (summaries["phase"].known_slices, summaries["phase"].total_slices) == (8, 16)  # a.nii.gz has none
+    assert summaries["subject"].known_slices == 16
     series = build_table(_records(), n_partitions=4, position_within="series").labels["position"]
     assert series[0] != series[8]  # the same bin in a CT and an MR series are different positions
 
