@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
     r.add_argument("--device", default="auto")
     r.add_argument("--largest-component", action="store_true")
+    r.add_argument("--threads", type=int, help="CPU threads (default: the libraries' choice)")
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
@@ -189,7 +190,8 @@ def run_predict(args) -> int:
     from gcl_engine.cli_output import predict_paths
 
     seg = api.Segmenter.load(args.model, api.PredictConfig(backend=args.backend, device=args.device,
-                                                           largest_component=args.largest_component))
+                                                           largest_component=args.largest_component,
+                                                           threads=args.threads))
     pairs = predict_paths(Path(args.image), Path(args.out))
     if len(pairs) > 1 or Path(args.image).is_dir() and pairs and pairs[0][1].parent == Path(args.out):
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -172,10 +172,13 @@ class PredictConfig:
     device: str = "auto"
     batch_size: int = 16
     largest_component: bool = False
+    # CPU threads: onnxruntime's session, and torch's (process-wide) when given; None: the libraries' default
+    threads: int | None = None
 
     def validate(self) -> None:
         _check(self.backend in ("auto", "torch", "onnxruntime"), f"unknown backend {self.backend!r}")
         _check(self.batch_size >= 1, "batch_size must be >= 1")
+        _check(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
 
 
 # --- JSON round trips -------------------------------------------------------------------------

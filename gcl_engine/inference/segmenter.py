@@ -19,7 +19,7 @@ from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
 from gcl_engine.io.volume import Geometry, Volume
-from gcl_engine.runtime import CancelToken, is_cancelled, select_device
+from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, select_device
 from gcl_engine.training.checkpoint import load_checkpoint
 
 SEGMENTER_FORMAT = "gcl-segmenter"
@@ -47,7 +47,7 @@ class _TorchBackend:
 class _OnnxBackend:
     name = "onnxruntime"
 
-    def __init__(self, path: Path, device: str):
+    def __init__(self, path: Path, device: str, threads: int | None = None):
         import onnxruntime as ort
 
         providers = ["CPUExecutionProvider"]
@@ -56,6 +56,7 @@ class _OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (one per physical core)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
@@ -85,13 +86,15 @@ class Segmenter:
         pre = from_saved_json(PreprocessConfig, state["preprocess_json"])
         if cfg.backend == "onnxruntime":
             raise InputError(p, "the onnxruntime backend needs an .onnx file: export the model first")
+        if cfg.threads:
+            configure_cpu_threads(cfg.threads)
         return cls(_TorchBackend(model, select_device(cfg.device)), list(state["class_names"]), pre, cfg)
 
     @classmethod
     def _load_onnx(cls, path: Path, cfg: PredictConfig) -> Segmenter:
         if cfg.backend == "torch":
             raise InputError(path, "the torch backend needs a .pt model file")
-        backend = _OnnxBackend(path, cfg.device)
+        backend = _OnnxBackend(path, cfg.device, cfg.threads)
         meta = backend.session.get_modelmeta().custom_metadata_map
         if "gcl_preprocess" not in meta:
             raise InputError(path, "an ONNX model not exported by GCL Studio (no preprocessing metadata)")

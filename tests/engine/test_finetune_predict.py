@@ -134,6 +134,9 @@ def test_onnx_export_matches_torch_and_predicts_the_same(data, model, tmp_path):
     assert onnx_seg.backend_name == "onnxruntime" and onnx_seg.class_names == list(NAMES)
     agree = (onnx_seg.predict(image).labels == by_torch.labels).mean()
     assert agree > 0.999
+    one_thread = api.Segmenter.load(report.path, api.PredictConfig(device="cpu", threads=1))
+    assert one_thread.backend.session.get_session_options().intra_op_num_threads == 1
+    assert np.array_equal(one_thread.predict(image).labels, onnx_seg.predict(image).labels)
 
 
 def test_bad_onnx_files_are_clear_errors(model, tmp_path):
