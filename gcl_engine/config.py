@@ -35,6 +35,9 @@ class PreprocessConfig:
     # "canonical": in-plane axes transposed/flipped to the patient axes before resizing (data/orientation.py);
     # "stored": the array as stored (models saved before this option existed load with it)
     orientation: str = "canonical"
+    # None: each slice's whole field of view is resized to size x size; a number (mm): slices are resampled at
+    # field_of_view_mm / size mm per pixel, centred, so organs have one pixel size across scans
+    field_of_view_mm: float | None = None
 
     def validate(self) -> None:
         _check(16 <= self.size <= 1024 and self.size % 16 == 0,
@@ -44,6 +47,7 @@ class PreprocessConfig:
         lo, hi = self.mr_percentiles
         _check(0 <= lo < hi <= 100, f"mr_percentiles must be 0 <= low < high <= 100, got {self.mr_percentiles}")
         _check(self.orientation in ("canonical", "stored"), "orientation must be 'canonical' or 'stored'")
+        _check(self.field_of_view_mm is None or self.field_of_view_mm > 0, "field_of_view_mm must be > 0 or None")
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def _model(job: dict) -> ModelConfig:
 
 
 def _pre(job: dict) -> PreprocessConfig:
-    return PreprocessConfig(size=job["size"])
+    return PreprocessConfig(size=job["size"], field_of_view_mm=job.get("fov"))
 
 
 def run_pretrain(job: dict) -> dict:
@@ -83,7 +83,7 @@ def run_pretrain(job: dict) -> dict:
     for name in job["probe_volumes"]:
         task, vol = load_task(name), load_image(name)
         probe[name] = linear_probe(enc, vol.array, vol.meta.modality, task.labels, len(task.class_names), _pre(job),
-                                   steps=job["probe_steps"], seed=job["seed"])
+                                   steps=job["probe_steps"], seed=job["seed"], geometry=vol.geometry)
     return {"kind": "pretrain", "key": job["key"], "variant": job["variant"], "seed": job["seed"],
             "checkpoint": checkpoint, "meta_labels": meta_labels, "steps_done": steps_done,
             "pretrain_s": round(pretrain_s, 1), "probe_s": round(time.perf_counter() - t1, 1),

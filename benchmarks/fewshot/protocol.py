@@ -47,6 +47,8 @@ class Plan:
         out = {"size": int(v.get("size", s.size)), "base_channels": s.base_channels}
         if int(v.get("levels", 5)) != 5:  # only when not the default, so that earlier records keep their keys
             out["levels"] = int(v.get("levels"))
+        if v.get("fov") is not None:
+            out["fov"] = float(v.get("fov"))
         return out
 
     def _add(self, v: Variant, seed: int, rank: int) -> None:

@@ -75,15 +75,17 @@ def _majority_labels(y: torch.Tensor, n_classes: int, res: int) -> torch.Tensor:
 
 
 def linear_probe(enc: UNetEncoder, image: np.ndarray, modality: str, labels: np.ndarray, n_classes: int,
-                 pre: PreprocessConfig, steps: int = 300, seed: int = 0) -> dict[str, float]:
+                 pre: PreprocessConfig, steps: int = 300, seed: int = 0,
+                 geometry=None) -> dict[str, float]:
     """Mean foreground Dice of a 1x1 conv (logistic regression per pixel) on frozen encoder features.
 
     Features at 1/4 of the network input (bottleneck upsampled; or every level pooled / upsampled and
     concatenated), standardised; trained on the even slices against the majority label of each 4x4 block,
     class-weighted CE, Adam lr 1e-2, ``steps`` full-batch steps; scored by 3D Dice on the odd slices.
     """
-    x = prepare_volume_slices(image, modality, pre)
-    y = prepare_label_slices(labels, pre)
+    direction, spacing = (geometry.direction, geometry.spacing) if geometry is not None else (None, None)
+    x = prepare_volume_slices(image, modality, pre, direction, spacing)  # as the engine lays the slices out
+    y = prepare_label_slices(labels, pre, direction, spacing)
     res = pre.size // 4
     target = _majority_labels(y, n_classes, res)
     train = torch.arange(0, x.shape[0], 2)

@@ -4,7 +4,7 @@ A variant is a pre-training method plus overrides, written ``method[key=value,..
   - a PretrainConfig field: ``gcl[temperature_image=0.2]``, ``gcl[lambda_pixel=0]``, ``gcl[position_within=global]``,
     ``gcl[meta_labels=subject+position]`` (a tuple field: values joined by "+")
   - ``steps`` (pre-training steps), ``size`` (pixels, pre-training and fine-tuning), ``levels`` (U-Net depth,
-    both), ``pool`` (all | body)
+    both), ``fov`` (PreprocessConfig.field_of_view_mm, mm, both), ``pool`` (all | body)
   - ``ft.<FinetuneConfig field>`` for the fine-tuning recipe: ``gcl[ft.lr_encoder=1e-4]``
 Each row is compared with the scratch row that shares its fine-tuning settings (``random`` plus the same
 ``size`` and ``ft.*`` overrides), seed by seed, on the same support slices.
@@ -24,7 +24,7 @@ _PT_FIELDS = {f.name for f in dataclasses.fields(PretrainConfig)} - {
 _FT_FIELDS = {f.name for f in dataclasses.fields(FinetuneConfig)} - {
     "image", "labels", "out", "pretrained", "init_model", "slices", "class_names", "seed", "threads", "device",
     "preprocess", "model", "preview_every", "preview_slices", "steps"}
-_SPECIAL = {"steps", "size", "levels", "pool", "ft.steps"}
+_SPECIAL = {"steps", "size", "levels", "fov", "pool", "ft.steps"}
 
 
 def _value(text: str) -> Any:
@@ -83,7 +83,7 @@ class Variant:
 
     def baseline(self) -> Variant:
         """The scratch row with the same fine-tuning settings."""
-        keep = tuple((k, v) for k, v in self.overrides if k.startswith("ft.") or k in ("size", "levels"))
+        keep = tuple((k, v) for k, v in self.overrides if k.startswith("ft.") or k in ("size", "levels", "fov"))
         return Variant("random", keep)
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from gcl_engine.config import PreprocessConfig
 from gcl_engine.data.orientation import InPlaneOrientation, in_plane_orientation
+from gcl_engine.data.slice_layout import SliceLayout, make_layout
 
 
 def normalise_intensity(array: np.ndarray, modality: str, cfg: PreprocessConfig) -> np.ndarray:
@@ -54,16 +55,30 @@ def slice_orientation(cfg: PreprocessConfig, direction: tuple[float, ...] | None
     return in_plane_orientation(direction, cfg.axis)
 
 
+def slice_layout(cfg: PreprocessConfig, shape: tuple[int, ...], direction: tuple[float, ...] | None = None,
+                 spacing: tuple[float, ...] | None = None) -> SliceLayout:
+    """How the slices of a volume of this (numpy) shape, ITK direction and (x, y, z) spacing reach the network."""
+    rows_axis, cols_axis = (a for a in range(3) if a != cfg.axis)
+    stored_spacing = None
+    if spacing is not None and len(spacing) == 3:
+        stored_spacing = (float(spacing[2 - rows_axis]), float(spacing[2 - cols_axis]))
+    return make_layout(slice_orientation(cfg, direction), (int(shape[rows_axis]), int(shape[cols_axis])), cfg.size,
+                       stored_spacing, cfg.field_of_view_mm)
+
+
 def prepare_volume_slices(array: np.ndarray, modality: str, cfg: PreprocessConfig,
-                          direction: tuple[float, ...] | None = None) -> torch.Tensor:
-    """Normalise a whole volume, cut it along ``cfg.axis``, orient (given the ITK direction) and resize:
-    (n, size, size) float32."""
+                          direction: tuple[float, ...] | None = None,
+                          spacing: tuple[float, ...] | None = None) -> torch.Tensor:
+    """Normalise a whole volume, cut it along ``cfg.axis``, orient and scale it (given the ITK direction and
+    spacing; see slice_layout.py): (n, size, size) float32."""
     normed = normalise_intensity(array, modality, cfg)
-    return resize_slices(slice_orientation(cfg, direction).apply(slices_along(normed, cfg.axis)), cfg.size)
+    layout = slice_layout(cfg, array.shape, direction, spacing)
+    fill = float(normed.min()) if normed.size else 0.0  # padding of a field of view larger than the scan: "air"
+    return layout.to_network(slices_along(normed, cfg.axis), fill=fill)
 
 
-def prepare_label_slices(labels: np.ndarray, cfg: PreprocessConfig,
-                         direction: tuple[float, ...] | None = None) -> torch.Tensor:
-    """(n, size, size) long label maps, nearest-neighbour resampled along the same cut and orientation."""
-    stack = slice_orientation(cfg, direction).apply(slices_along(labels, cfg.axis))
-    return resize_slices(stack.astype(np.float32), cfg.size, mode="nearest").long()
+def prepare_label_slices(labels: np.ndarray, cfg: PreprocessConfig, direction: tuple[float, ...] | None = None,
+                         spacing: tuple[float, ...] | None = None) -> torch.Tensor:
+    """(n, size, size) long label maps, nearest-neighbour resampled along the same cut, orientation and scale."""
+    layout = slice_layout(cfg, labels.shape, direction, spacing)
+    return layout.to_network(slices_along(labels, cfg.axis).astype(np.float32), nearest=True).long()

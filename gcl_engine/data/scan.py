@@ -145,7 +145,8 @@ def _records_from_manifest(store: SliceCache, key: str) -> list[VolumeRecord] | 
 def _cache_volume(store: SliceCache, fingerprint: str, vol, cfg: PreprocessConfig) -> str:
     key = SliceCache.key(fingerprint, vol.meta.volume_id, cfg)
     if store.get(key) is None:
-        slices = prepare_volume_slices(vol.array, vol.meta.modality, cfg, vol.geometry.direction).numpy()
+        slices = prepare_volume_slices(vol.array, vol.meta.modality, cfg, vol.geometry.direction,
+                                       vol.geometry.spacing).numpy()
         if not np.isfinite(slices).all():
             raise InputError(vol.meta.source, "non-finite values after normalisation")
         store.put(key, slices)

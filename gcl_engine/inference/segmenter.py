@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json, from_saved_json
-from gcl_engine.data.preprocessing import prepare_volume_slices, resize_back, slice_orientation
+from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout
 from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
@@ -113,11 +113,11 @@ class Segmenter:
         axis = self.preprocess.axis
         if volume.array.ndim != 3:
             raise InputError(volume.meta.source, f"expected a 3D volume, got shape {volume.array.shape}")
-        direction = volume.geometry.direction
-        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, direction).numpy()
-        orient = slice_orientation(self.preprocess, direction)
-        in_plane = tuple(np.moveaxis(volume.array, axis, 0).shape[1:])
-        oriented = orient.oriented_shape(in_plane)
+        g = volume.geometry
+        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, g.direction,
+                                       g.spacing).numpy()
+        layout = slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
+        in_plane = layout.stored_shape
         n, bs = slices.shape[0], self.config.batch_size
         dtype = smallest_label_dtype(len(self.class_names) - 1)
         argmax = np.empty((n, *in_plane), dtype)
@@ -128,7 +128,7 @@ class Segmenter:
             logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
             soft = torch.softmax(logits, 1)
             for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
-                prob = orient.undo(resize_back(soft[j:j + 1], oriented))
+                prob = layout.to_source(soft[j:j + 1])
                 argmax[i + j] = prob[0].argmax(0).numpy()
                 if probs is not None:
                     probs.append(prob.numpy().astype(np.float16))

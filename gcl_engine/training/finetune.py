@@ -139,7 +139,7 @@ def _emit_preview(model, data: AnnotatedSlices, cfg: FinetuneConfig, step: int, 
     wanted = [s for s in cfg.preview_slices if 0 <= s < data.slices.shape[0]]
     if not wanted:
         return
-    masks = predict_labels(model, data.slices[wanted], data.in_plane_shape, orientation=data.orientation)
+    masks = predict_labels(model, data.slices[wanted], data.layout)
     emit(on_event, Preview(step, wanted, [m.numpy().astype(np.uint16) for m in masks]))
 
 

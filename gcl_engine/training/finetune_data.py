@@ -11,13 +11,8 @@ from monai.transforms import Compose, Rand2DElasticd, RandAffined
 
 from gcl_engine.config import FinetuneConfig
 from gcl_engine.data.augment import IntensityAugment
-from gcl_engine.data.orientation import InPlaneOrientation
-from gcl_engine.data.preprocessing import (
-    prepare_label_slices,
-    prepare_volume_slices,
-    slice_orientation,
-    slices_along,
-)
+from gcl_engine.data.preprocessing import prepare_label_slices, prepare_volume_slices, slice_layout, slices_along
+from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import InputError
 from gcl_engine.io.readers import load_volume
 from gcl_engine.io.volume import Volume
@@ -31,7 +26,7 @@ class AnnotatedSlices:
     annotated: list[int]  # slice indices the loss may see
     class_names: list[str]
     in_plane_shape: tuple[int, int]  # as stored
-    orientation: InPlaneOrientation  # how ``slices`` were oriented before resizing (undone for previews)
+    layout: SliceLayout  # how ``slices`` were oriented and scaled (undone for previews)
 
 
 def check_label_volume(image: Volume, labels: Volume, label_path: str) -> np.ndarray:
@@ -66,11 +61,11 @@ def load_annotated(cfg: FinetuneConfig, labels_array: np.ndarray | None = None) 
     if not annotated:
         raise InputError(cfg.labels, "no annotated slice: paint at least one slice (or list it with --slices)")
     names = _class_names(cfg, int(labels_array.max()), cfg.labels)
-    direction = image.geometry.direction
+    g = image.geometry
     return AnnotatedSlices(
-        image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess, direction),
-        prepare_label_slices(labels_array, cfg.preprocess, direction), annotated, names,
-        tuple(per_slice.shape[1:]), slice_orientation(cfg.preprocess, direction),
+        image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess, g.direction, g.spacing),
+        prepare_label_slices(labels_array, cfg.preprocess, g.direction, g.spacing), annotated, names,
+        tuple(per_slice.shape[1:]), slice_layout(cfg.preprocess, image.array.shape, g.direction, g.spacing),
     )
 
 

@@ -186,14 +186,17 @@ def test_network_shape_comes_from_the_pretrained_checkpoint(data, tmp_path):
     assert any(isinstance(e, api.Log) and "using the network of" in e.message for e in events)
 
 
-def test_previews_land_on_the_stored_grid_like_the_segmenters_prediction(data, tmp_path):
-    """A non-square scan whose header rotates and mirrors the in-plane axes (the synthetic direction): the
-    preview of the last step is the saved model's prediction of that slice, in the stored layout."""
+@pytest.mark.parametrize("field_of_view_mm", [None, 30.0, 90.0])
+def test_previews_land_on_the_stored_grid_like_the_segmenters_prediction(data, tmp_path, field_of_view_mm):
+    """A non-square scan whose header rotates and mirrors the in-plane axes (the synthetic direction), its
+    whole field of view resized or a fixed one cropping (30 mm) or padding (90 mm) it: the preview of the last
+    step is the saved model's prediction of that slice, in the stored layout."""
     img, lab = phantom(7, shape=(12, 36, 44))
     image, labels = write(img, tmp_path / "rect.nii.gz"), write(lab, tmp_path / "rect_seg.nii.gz")
     events = []
+    pre = dataclasses.replace(TINY_PRE, field_of_view_mm=field_of_view_mm)
     cfg = ft_config(data, tmp_path / "r.pt", image=str(image), labels=str(labels), slices=(2, 6, 9),
-                    preview_slices=(4,), preview_every=40, steps=40)
+                    preview_slices=(4,), preview_every=40, steps=40, preprocess=pre)
     result = api.finetune(cfg, on_event=events.append)
     preview = [e for e in events if isinstance(e, Preview)][-1]
     assert preview.step == 40 and preview.masks[0].shape == (36, 44)
