@@ -28,6 +28,8 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background", action="store_true",
                    help="run as a GUI's worker: lower CPU priority and leave one core to the window")
     p.add_argument("--size", type=int, help="in-plane size the slices are resampled to (128 CPU, 224 GPU)")
+    p.add_argument("--field-of-view", type=float, metavar="MM",
+                   help="resample slices at MM/size mm per pixel, centred (default: each slice's whole field of view)")
     p.add_argument("--base-channels", type=int, help="U-Net width b (16 CPU, 32 GPU)")
 
 
@@ -90,6 +92,9 @@ def _shape_overrides(cfg, args: argparse.Namespace) -> dict:
     fields = {}
     if args.size:
         fields["preprocess"] = dataclasses.replace(cfg.preprocess, size=args.size)
+    if args.field_of_view:
+        fields["preprocess"] = dataclasses.replace(fields.get("preprocess", cfg.preprocess),
+                                                   field_of_view_mm=args.field_of_view)
     if args.base_channels:
         fields["model"] = dataclasses.replace(cfg.model, base_channels=args.base_channels)
     return fields

@@ -12,6 +12,7 @@ import pytest
 
 from gcl_engine import api
 from gcl_engine.cli import main
+from gcl_engine.training.checkpoint import load_checkpoint
 from tests.engine.synthetic import make_folder
 
 TINY = ["--size", "32", "--base-channels", "4", "--device", "cpu", "--threads", "1"]
@@ -46,7 +47,8 @@ def test_pretrain_finetune_predict_export_pipeline(folder, tmp_path, capsys):
     model = tmp_path / "model.pt"
     assert main(["finetune", "--pretrained", str(run / "last.pt"), "--image", str(images[0]), "--labels",
                  str(labels[0]), "--slices", "3,8,12", "--axis", "k", "--out", str(model), "--steps", "2",
-                 "--class-names", "background,liver,vessel", *TINY]) == 0
+                 "--class-names", "background,liver,vessel", "--field-of-view", "60", *TINY]) == 0
+    assert json.loads(load_checkpoint(model, "gcl-segmenter")["preprocess_json"])["field_of_view_mm"] == 60.0
     out_mask = tmp_path / "mask.nii.gz"
     assert main(["predict", "--model", str(model), "--image", str(images[1]), "--out", str(out_mask)]) == 0
     mask, image = api.load_volume(out_mask), api.load_volume(images[1])
