@@ -98,8 +98,13 @@ class PretrainForm(Container):
         self.base_channels = SpinBox(label="Base channels", min=4, max=256, value=8)
         self.levels = SpinBox(label="U-Net levels", min=2, max=7, value=4)
         self.checkpoint_every = SpinBox(label="Checkpoint every", min=1, max=1_000_000, value=50)
+        self.field_of_view = SpinBox(
+            label="Field of view (mm)", min=0, max=2000, step=10, value=0,
+            tooltip="0: each slice's whole field of view fills the image. A number: every scan at that many mm "
+                    "per image width, so organs keep one size in pixels; for a model meant for scans of "
+                    "different fields of view (parts beyond it are cropped)")
         super().__init__(widgets=[self.method, self.preset, self.device, self.steps, self.size,
-                                  self.base_channels, self.levels, self.checkpoint_every])
+                                  self.base_channels, self.levels, self.checkpoint_every, self.field_of_view])
         self._applying = False
         self.preset.changed.connect(self._apply_preset)
         for name in SIZE_FIELDS:
@@ -134,7 +139,8 @@ class PretrainForm(Container):
             folder=folder, out=out, method=self.method.value, meta_labels=meta_labels,
             steps=int(self.steps.value), device=str(self.device.value), threads=job_threads(),
             checkpoint_every=min(int(self.checkpoint_every.value), int(self.steps.value)),
-            preprocess=dataclasses.replace(base.preprocess, size=int(self.size.value)),
+            preprocess=dataclasses.replace(base.preprocess, size=int(self.size.value),
+                                           field_of_view_mm=float(self.field_of_view.value) or None),
             model=dataclasses.replace(base.model, base_channels=int(self.base_channels.value),
                                       levels=int(self.levels.value)),
         )

@@ -55,6 +55,9 @@ def test_presets_fill_the_form_and_edits_make_it_custom(make_napari_viewer):
     assert panel.form.size.value == 224 and panel.form.base_channels.value == 32
     panel.form.steps.value = 17
     assert panel.form.preset.value == "custom"
+    assert panel.form.config("f", "o", ("subject",)).preprocess.field_of_view_mm is None  # 0: whole slice
+    panel.form.field_of_view.value = 400
+    assert panel.form.config("f", "o", ("subject",)).preprocess.field_of_view_mm == 400.0
     panel.shutdown()
 
 
