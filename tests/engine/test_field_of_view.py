@@ -68,3 +68,12 @@ def test_probabilities_go_back_to_the_stored_grid(n, fov):
     inter = ((back == 1) & (labels == 1) & seen).sum()
     assert 2 * inter / ((back == 1).sum() + (labels == 1)[seen].sum()) > 0.85
     assert not back[~seen & (labels == 0)].any()  # outside what the canvas holds: background
+
+
+def test_slices_resampled_in_groups_give_the_same_stack():
+    rng = np.random.default_rng(0)
+    stack = rng.normal(size=(7, 30, 26)).astype(np.float32)
+    layout = make_layout(InPlaneOrientation(True, True, False), (30, 26), 32, (0.5, 0.7), 8.0)  # zoomed in
+    whole = layout.to_network(stack, fill=-1.0)
+    assert torch.equal(layout.to_network(stack, fill=-1.0, max_values=1), whole)  # one slice at a time
+    assert torch.equal(layout.to_network(stack, fill=-1.0, max_values=3 * 64 * 64), whole)
