@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gcl_engine.config import PreprocessConfig
 from gcl_engine.data.orientation import InPlaneOrientation, in_plane_orientation
@@ -30,22 +29,6 @@ def normalise_intensity(array: np.ndarray, modality: str, cfg: PreprocessConfig)
 def slices_along(array: np.ndarray, axis: int) -> np.ndarray:
     """(n, H, W) view with the slicing axis first (axis 0 = ITK index k: no copy)."""
     return np.moveaxis(array, axis, 0)
-
-
-def resize_slices(stack: np.ndarray | torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
-    """(n, H, W) -> (n, size, size) float tensor; ``mode='nearest'`` for label maps."""
-    t = torch.as_tensor(np.ascontiguousarray(stack) if isinstance(stack, np.ndarray) else stack)
-    t = t.float().unsqueeze(1)
-    if mode == "nearest":
-        out = F.interpolate(t, size=(size, size), mode="nearest-exact")
-    else:
-        out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return out.squeeze(1)
-
-
-def resize_back(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """(n, K, size, size) probabilities or logits -> (n, K, H, W), the inverse of :func:`resize_slices`."""
-    return F.interpolate(maps.float(), size=shape, mode="bilinear", align_corners=False)
 
 
 def slice_orientation(cfg: PreprocessConfig, direction: tuple[float, ...] | None) -> InPlaneOrientation:

@@ -25,8 +25,7 @@ class AnnotatedSlices:
     labels: torch.Tensor  # (n, S, S) long, resampled label maps
     annotated: list[int]  # slice indices the loss may see
     class_names: list[str]
-    in_plane_shape: tuple[int, int]  # as stored
-    layout: SliceLayout  # how ``slices`` were oriented and scaled (undone for previews)
+    layout: SliceLayout  # how ``slices`` were oriented and scaled (undone for previews); stored_shape in-plane
 
 
 def check_label_volume(image: Volume, labels: Volume, label_path: str) -> np.ndarray:
@@ -65,7 +64,7 @@ def load_annotated(cfg: FinetuneConfig, labels_array: np.ndarray | None = None) 
     return AnnotatedSlices(
         image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess, g.direction, g.spacing),
         prepare_label_slices(labels_array, cfg.preprocess, g.direction, g.spacing), annotated, names,
-        tuple(per_slice.shape[1:]), slice_layout(cfg.preprocess, image.array.shape, g.direction, g.spacing),
+        slice_layout(cfg.preprocess, image.array.shape, g.direction, g.spacing),
     )
 
 
