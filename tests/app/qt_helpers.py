@@ -1,80 +1,74 @@
-"""Measuring the Qt event loop: a 10 ms timer that records the longest gap between its ticks.
+"""What the UI thread does while a test drives the GUI.
 
-When the loop stalls, a sampler thread records what the UI thread was doing, so a failing
-responsiveness test names the culprit instead of only a number.
+:class:`UiThreadWatch` is what responsiveness tests assert on: it records every call the UI thread
+makes into code that does long work (training, inference, image IO, preprocessing, network layers,
+SimpleITK). That is a fact about where work runs, the same on a loaded CI machine as on a fast one,
+unlike a time limit on the event loop (``benchmarks/ui_responsiveness.py`` measures that, and prints it).
 """
 
 from __future__ import annotations
 
-import gc
+import os
 import sys
 import threading
-import time
-import traceback
 from collections import Counter
+from pathlib import Path
 
-from qtpy.QtCore import QObject, QTimer
+import SimpleITK
+import torch.nn.modules
 
-SAMPLE_AFTER_S = 0.06
+import gcl_engine
+
+_ENGINE = Path(gcl_engine.__file__).parent
+# where long work lives: a call from the UI thread into any of these is a bug in where work runs
+# (io's data classes, e.g. Geometry.from_dict, are not IO and stay callable)
+LONG_WORK_ROOTS = tuple(str(_ENGINE / name) + os.sep for name in (
+    "training", "inference", "data", "models", "losses", "export"))
+LONG_WORK_ROOTS += tuple(str(_ENGINE / "io" / f"{name}.py") for name in (
+    "readers", "dicom", "writers", "folder_index", "sample_data", "atomic"))
+LONG_WORK_ROOTS += tuple(str(Path(m.__file__).parent) + os.sep for m in (torch.nn.modules, SimpleITK))
 
 
-class StallMonitor(QObject):
-    """While running, ``max_gap_ms`` is the longest time the event loop went without serving the timer."""
+class UiThreadWatch:
+    """Records the UI thread's entries into long-work code (``LONG_WORK_ROOTS``) between start and stop.
 
-    def __init__(self, interval_ms: int = 10) -> None:
-        super().__init__()
-        self.max_gap_ms = 0.0
-        self.ticks = 0
-        self._last = 0.0
-        self._running = False
-        self._stacks: list[str] = []
-        self._main = threading.main_thread().ident
-        self.longest_gc_ms = 0.0
-        self._gc_start = 0.0
-        self._timer = QTimer(self)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._tick)
+    Only the entry from outside is recorded (not the calls it makes), with the UI-thread caller that
+    made it, so a failure names the line to move into a worker.
+    """
 
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self._running = True
-        self._timer.start()
-        gc.callbacks.append(self._on_gc)
-        threading.Thread(target=self._sample, daemon=True).start()
+    def __init__(self, roots: tuple[str, ...] = LONG_WORK_ROOTS) -> None:
+        self.roots = roots
+        self.entries: list[str] = []
+        self._previous = None
+
+    def _is_long_work(self, filename: str) -> bool:
+        return filename.startswith(self.roots)
+
+    def _profile(self, frame, event: str, _arg) -> None:
+        if event != "call" or not self._is_long_work(frame.f_code.co_filename):
+            return
+        caller = frame.f_back
+        if caller is not None and self._is_long_work(caller.f_code.co_filename):
+            return
+        where = f"{caller.f_code.co_filename}:{caller.f_lineno}" if caller is not None else "?"
+        self.entries.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name} called from {where}")
+
+    def start(self) -> UiThreadWatch:
+        assert threading.current_thread() is threading.main_thread(), "start the watch on the UI thread"
+        self._previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        return self
 
     def stop(self) -> None:
-        self._timer.stop()
-        self._running = False
-        if self._on_gc in gc.callbacks:
-            gc.callbacks.remove(self._on_gc)
+        sys.setprofile(self._previous)
 
-    def _on_gc(self, phase: str, _info: dict) -> None:
-        """Python's cyclic collector runs on whichever thread allocates: a long pass is a stall too."""
-        now = time.perf_counter()
-        if phase == "start":
-            self._gc_start = now
-        elif self._gc_start:
-            self.longest_gc_ms = max(self.longest_gc_ms, (now - self._gc_start) * 1000.0)
+    def __enter__(self) -> UiThreadWatch:
+        return self.start()
 
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.max_gap_ms = max(self.max_gap_ms, (now - self._last) * 1000.0)
-        self._last = now
-        self.ticks += 1
-
-    def _sample(self) -> None:
-        while self._running:
-            time.sleep(0.02)
-            if time.perf_counter() - self._last > SAMPLE_AFTER_S:
-                frame = sys._current_frames().get(self._main)
-                if frame is not None:
-                    self._stacks.append("".join(traceback.format_stack(frame)[-8:]))
+    def __exit__(self, *_exc) -> None:
+        self.stop()
 
     def report(self) -> str:
-        """The assertion message: the longest gap and the UI thread's most frequent stack while stalled."""
-        text = (f"the event loop stalled for {self.max_gap_ms:.0f} ms (longest garbage-collector pass "
-                f"{self.longest_gc_ms:.0f} ms)")
-        if self._stacks:
-            stack, count = Counter(self._stacks).most_common(1)[0]
-            text += f"; the UI thread was here ({count} sample(s)):\n{stack}"
-        return text
+        counts = Counter(self.entries)
+        lines = [f"{n} x {entry}" for entry, n in counts.most_common(10)]
+        return "the UI thread ran long-work code:\n" + "\n".join(lines)

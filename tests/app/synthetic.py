@@ -37,3 +37,14 @@ def synthetic_ct(seed: int, shape=(12, 40, 44)) -> np.ndarray:
     disc = (y - shape[1] / 2 - seed) ** 2 + (x - shape[2] / 2 + z - 6) ** 2 < 100
     array[disc] = rng.normal(40, 10, int(disc.sum()))
     return array.astype(np.int16)
+
+
+def many_volumes(folder: Path, n: int, shape=(4, 16, 16)) -> Path:
+    """``n`` tiny NIfTI volumes (noise), one subject each: a big folder in seconds."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        image = sitk.GetImageFromArray(rng.normal(0, 100, shape).astype(np.int16))
+        image.SetSpacing((1.0, 1.0, 2.0))
+        sitk.WriteImage(image, str(folder / f"sub-{i:04d}_T1w.nii.gz"))
+    return folder

@@ -9,7 +9,7 @@ from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.finetune_panel import SHORTCUTS, FinetunePanel
 from gcl_app.widgets.slices import current_slice, show_slice
 
-from tests.app.qt_helpers import StallMonitor
+from tests.app.qt_helpers import UiThreadWatch
 
 LIVER = 5
 PAINTED = (8, 15, 22)
@@ -49,12 +49,10 @@ def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny
     previews = []
     panel.runner.preview.connect(previews.append)
     qtbot.waitUntil(lambda: panel.devices_known, timeout=60_000)  # torch is imported once the panel opens
-    monitor = StallMonitor()
-    monitor.start()
-    with qtbot.waitSignal(panel.preview_updated, timeout=90_000, check_params_cb=lambda kind: kind == "volume"):
+    with UiThreadWatch() as watch, qtbot.waitSignal(panel.preview_updated, timeout=90_000,
+                                                    check_params_cb=lambda kind: kind == "volume"):
         panel.finetune_button.click()
-    monitor.stop()
-    assert monitor.max_gap_ms < 100, monitor.report()
+    assert not watch.entries, watch.report()
     preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
     assert preview is not None and preview.data.shape == annotations.data.shape
     assert previews and previews[-1].slices == [15] and previews[-1].masks[0].shape == annotations.data.shape[1:]

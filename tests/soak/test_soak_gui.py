@@ -1,5 +1,6 @@
-"""The window under load (``make soak``): a 2,000-volume folder scanned through the data panel while the event
-loop is measured; the row reports the longest gap and the window process's peak memory during the scan."""
+"""The window under load (``make soak``): a 2,000-volume folder scanned through the data panel. The UI thread
+must read none of the files itself (asserted); the row also reports the event loop's longest gap (measured,
+not asserted: load stretches it) and the window process's peak memory during the scan."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 from gcl_app.project import PROJECT_ENV
 
-from tests.app.qt_helpers import StallMonitor
-from tests.app.test_reliability_gui import STALL_MS, many_volumes
+from benchmarks.stall_monitor import StallMonitor
+from tests.app.qt_helpers import UiThreadWatch
+from tests.app.synthetic import many_volumes
 
 pytestmark = pytest.mark.soak
 VOLUMES = 2000
@@ -37,20 +39,23 @@ def test_two_thousand_volume_scan_in_the_data_panel(make_napari_viewer, qtbot, t
     before = rss_mb("VmRSS")
     monitor = StallMonitor()
     monitor.start()
+    watch = UiThreadWatch().start()
     started = time.perf_counter()
     panel.scan_button.click()
     qtbot.waitUntil(lambda: panel.scan_result is not None and panel.scan_view.filled, timeout=1_800_000)
     seconds = time.perf_counter() - started
     qtbot.wait(200)  # the table's layout pass after the last rows
     monitor.stop()
+    watch.stop()
     peak = rss_mb("VmHWM")
     listed = panel.scan_view.volumes.rowCount()
-    ok = len(panel.scan_result.volumes) == VOLUMES and listed == VOLUMES and monitor.max_gap_ms < STALL_MS
+    ok = len(panel.scan_result.volumes) == VOLUMES and listed == VOLUMES and not watch.entries
     record("2,000-volume scan in the data panel (GUI)", 1, int(ok), "0",
-           f"longest event-loop gap {monitor.max_gap_ms:.0f} ms (limit {STALL_MS}); window process RSS "
+           f"UI thread read {len(watch.entries)} file(s); longest event-loop gap {monitor.max_gap_ms:.0f} ms, "
+           f"99th percentile {monitor.percentile_ms(99):.0f} ms; window process RSS "
            f"{before:.0f} MB before, peak {peak:.0f} MB; {seconds:.0f} s")
     assert len(panel.scan_result.volumes) == VOLUMES and listed == VOLUMES
     assert panel.scan_view.volumes.item(VOLUMES - 1, 0).text() == f"sub-{VOLUMES - 1:04d}_T1w"
-    assert monitor.ticks > 100 and monitor.max_gap_ms < STALL_MS, monitor.report()
+    assert not watch.entries, watch.report()
     assert peak - before < 512, f"the scan raised the window's memory by {peak - before:.0f} MB"
     panel.shutdown()
