@@ -55,6 +55,8 @@ def test_scanning_a_folder_of_300_volumes_keeps_the_window_responsive(make_napar
         qtbot.wait(100)  # the table's layout pass after the last rows
     assert len(panel.scan_result.volumes) == 300 and panel.scan_view.volumes.rowCount() == 300
     assert panel.scan_view.volumes.item(299, 0).text() == "sub-0299_T1w"
+    table = panel.scan_view.volumes  # columns sized once filled: the names fit
+    assert table.columnWidth(0) >= table.fontMetrics().horizontalAdvance("sub-0299_T1w")
     assert not watch.entries, watch.report()  # 300 files were read, none of them by the UI thread
     panel.shutdown()
 
