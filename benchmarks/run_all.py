@@ -1,4 +1,4 @@
-"""Run the four speed benchmarks in turn (``make bench``); each writes benchmarks/results/<name>.md and .json.
+"""Run the five speed benchmarks in turn (``make bench``); each writes benchmarks/results/<name>.md and .json.
 
     python benchmarks/run_all.py [--quick] [--only scan_speed,pretrain_speed] [--device cuda]
 
@@ -9,13 +9,16 @@ The scripts run at niceness >= 5 (the machine may be shared). ``--device`` is pa
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("scan_speed", "pretrain_speed", "inference_speed", "finetune_latency")
+SCRIPTS = ("scan_speed", "pretrain_speed", "inference_speed", "finetune_latency", "ui_responsiveness")
+NEEDS_DISPLAY = ("ui_responsiveness",)  # napari: run under xvfb-run when there is no display
 TAKES_DEVICE = ("pretrain_speed", "inference_speed")
 
 
@@ -39,6 +42,8 @@ def main() -> int:
             argv.append("--no-write")
         if args.device and name in TAKES_DEVICE:
             argv += ["--device", args.device]
+        if name in NEEDS_DISPLAY and not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
+            argv = ["xvfb-run", "-a", *argv]
         print(f"\n=== {name}: {' '.join(argv[1:])}", flush=True)
         t0 = time.perf_counter()
         code = subprocess.call(argv)
