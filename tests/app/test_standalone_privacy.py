@@ -22,8 +22,8 @@ from tests.app.synthetic import TINY
 from tests.app.test_standalone import ScriptedPrompts, wait_ready
 from tests.reliability.dicom_factory import SECRETS, write_series
 
-OTHER_PATIENT = {"0010|0010": "Roe^Richard", "0010|0020": "PID-0815-ABC", "0010|0030": "19650505"}
-ALL_SECRETS = (*SECRETS, "Roe", "Richard", "PID-0815-ABC", "0815", "19650505")
+OTHER_PATIENT = {"0010|0010": "Roebuck^Richardine", "0010|0020": "PID-08153342-ABC", "0010|0030": "19650505"}
+ALL_SECRETS = (*SECRETS, "Roebuck", "Richardine", "PID-08153342-ABC", "08153342", "19650505")
 JOB_MS = 120_000
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-PATIENT = {"0010|0010": "Doe^Jane", "0010|0020": "PID-4711-XYZ", "0010|0030": "19700101"}
-SECRETS = ("Doe", "Jane", "PID-4711-XYZ", "4711", "19700101")
+# Long enough not to occur by chance: a 4-digit "4711" once turned up inside a hex hash (the salted subject
+# hash or a cache key, random per machine) in a cache file, and 3 letters can occur in any binary file.
+PATIENT = {"0010|0010": "Doefield^Janelle", "0010|0020": "PID-47110815-XYZ", "0010|0030": "19700101"}
+SECRETS = ("Doefield", "Janelle", "PID-47110815-XYZ", "47110815", "19700101")
 
 
 def write_series(folder: Path, n: int = 12, size: int = 40, seed: int = 0, series_uid: str = "1.2.826.0.1.99.1",

@@ -36,7 +36,7 @@ def test_full_run_on_identified_dicom_leaks_no_identifier(tmp_path):
     scans = tmp_path / "scans"
     write_series(scans / "series_a", seed=0, series_uid="1.2.826.0.1.99.1")
     write_series(scans / "series_b", seed=1, series_uid="1.2.826.0.1.99.2",
-                 patient={"0010|0010": "Roe^Richard", "0010|0020": "PID-0815-ABC", "0010|0030": "19650505"})
+                 patient={"0010|0010": "Roebuck^Richardine", "0010|0020": "PID-08153342-ABC", "0010|0030": "19650505"})
     work = tmp_path / "work"
     work.mkdir()
     texts = [_run(["scan", str(scans), "--json", "--cache", str(work / "cache")], work)]
@@ -53,16 +53,16 @@ def test_full_run_on_identified_dicom_leaks_no_identifier(tmp_path):
                        str(work / "pred.nii.gz")], work))
     texts.append(_run(["export-onnx", "--model", str(work / "model.pt"), "--out", str(work / "model.onnx")], work))
     assert _leaks(work, texts) == []
-    assert "PID-4711-XYZ" not in image.meta.subject_hash and len(image.meta.subject_hash) == 12
+    assert "PID-47110815-XYZ" not in image.meta.subject_hash and len(image.meta.subject_hash) == 12
 
 
 def test_subject_hash_is_salted_per_machine(tmp_path, monkeypatch):
     from gcl_engine.io.privacy import hash_identifier
 
-    assert hash_identifier("PID-4711-XYZ", salt=b"a" * 32) != hash_identifier("PID-4711-XYZ", salt=b"b" * 32)
+    assert hash_identifier("PID-47110815-XYZ", salt=b"a" * 32) != hash_identifier("PID-47110815-XYZ", salt=b"b" * 32)
     import hashlib
 
-    assert hash_identifier("PID-4711-XYZ") != hashlib.sha256(b"PID-4711-XYZ").hexdigest()[:12]  # not unsalted
+    assert hash_identifier("PID-47110815-XYZ") != hashlib.sha256(b"PID-47110815-XYZ").hexdigest()[:12]  # not unsalted
 
 
 def test_pipeline_makes_no_network_call(tmp_path, monkeypatch):
