@@ -12,10 +12,11 @@ import json
 import os
 import re
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,15 +43,24 @@ def safe_name(text: str) -> str:
     return cleaned or "volume"
 
 
-def read_label_names(label_path: str | Path) -> dict[int, str]:
-    """Class names from the ``<name>.labels.json`` sidecar that ``api.export_nifti`` writes (or {})."""
-    path = Path(label_path)
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha"):
-        if path.name.lower().endswith(suffix):
-            sidecar = path.with_name(path.name[: -len(suffix)] + ".labels.json")
-            if sidecar.is_file():
-                return {int(k): str(v) for k, v in json.loads(sidecar.read_text(encoding="utf-8")).items()}
-    return {}
+def read_label_names(label_path: str | Path) -> dict[int, str] | None:
+    """Class names from the ``<name>.labels.json`` that ``api.export_nifti`` writes; None when there is none.
+
+    Names that do not belong to this version of the file (an interrupted save) are not used: {} and a
+    warning naming both files, which napari shows as a notification and the standalone app in its log.
+    """
+    found = api.read_label_names(label_path)
+    if found.problem:
+        warnings.warn(found.problem, UserWarning, stacklevel=2)
+    return found.names if found.found else None
+
+
+class RestoredAnnotations(NamedTuple):
+    """Autosaved annotations: the label array, its class names, and why the names were not used (or "")."""
+
+    array: np.ndarray
+    names: dict[int, str]
+    problem: str
 
 
 class Project:
@@ -167,7 +177,7 @@ class Project:
         """:meth:`save_annotations` with a context dict (geometry, volume_id, names): the autosave's form."""
         return self.save_annotations(labels, context["geometry"], context["volume_id"], context["names"])
 
-    def load_annotations(self, volume_id: str, shape: tuple[int, ...]) -> tuple[np.ndarray, dict[int, str]] | None:
+    def load_annotations(self, volume_id: str, shape: tuple[int, ...]) -> RestoredAnnotations | None:
         """The autosaved annotations of a volume, or None (none yet, or another grid: never misapplied)."""
         path = self.annotation_path(volume_id)
         if not path.is_file():
@@ -175,4 +185,5 @@ class Project:
         array = api.load_volume(path).array
         if tuple(array.shape) != tuple(shape):
             return None
-        return array, read_label_names(path)
+        found = api.read_label_names(path)
+        return RestoredAnnotations(array, found.names, found.problem)

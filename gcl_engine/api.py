@@ -38,6 +38,7 @@ from gcl_engine.events import (
 )
 from gcl_engine.export.onnx import OnnxExportReport, export_onnx
 from gcl_engine.inference.segmenter import Prediction, Segmenter
+from gcl_engine.io.label_names import LabelNames, read_label_names
 from gcl_engine.io.readers import load_volume
 from gcl_engine.io.sample_data import sample_data_dir, sample_paths
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta
@@ -49,12 +50,14 @@ from gcl_engine.training.pretrain import PretrainResult, pretrain, read_metrics
 __all__ = [
     "METHODS", "Cancelled", "CancelToken", "CheckpointError", "CheckpointSaved", "ConfigError", "DeviceInfo",
     "Event", "EventSink", "FileCancelToken", "FinetuneConfig", "FinetuneResult", "Finished", "GCLError",
-    "Geometry", "InputError", "Log", "Metric", "ModelConfig", "OnnxExportReport", "OutputError", "Prediction",
+    "Geometry", "InputError", "LabelNames", "Log", "Metric", "ModelConfig", "OnnxExportReport", "OutputError",
+    "Prediction",
     "PredictConfig", "PreprocessConfig", "PretrainConfig", "PretrainResult", "Preview", "Progress",
     "ScanResult", "Segmenter", "Volume", "VolumeMeta", "VolumeRecord", "__version__", "configure_cpu_threads",
     "describe_devices",
     "event_from_json", "export_nifti", "export_onnx", "finetune", "from_dict", "from_json", "job_command",
-    "load_json", "load_volume", "pretrain", "read_metrics", "sample_data_dir", "sample_paths", "scan_folder",
+    "load_json", "load_volume", "pretrain", "read_label_names", "read_metrics", "sample_data_dir", "sample_paths",
+    "scan_folder",
     "to_dict", "to_json",
 ]
 

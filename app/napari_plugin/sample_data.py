@@ -12,7 +12,7 @@ def sample_ct() -> list[LayerDataTuple]:
     paths = api.sample_paths()
     image = api.load_volume(paths["ct"])
     labels = api.load_volume(paths["ct_labels"])
-    names = read_label_names(paths["ct_labels"])
+    names = read_label_names(paths["ct_labels"]) or {}
     reference = labels_layer_data(labels.array, labels, names, name="reference labels", role="reference")
     reference[1]["visible"] = False  # the user paints their own; the reference is for comparing
     reference[1]["opacity"] = 0.5

@@ -25,7 +25,7 @@ def read_layer_data(path: str | Path) -> LayerDataTuple:
     """One layer tuple per scan: labels (integer pixels and a names sidecar) or image."""
     volume = api.load_volume(path)
     names = read_label_names(path)
-    if names and np.issubdtype(volume.array.dtype, np.integer):
+    if names is not None and np.issubdtype(volume.array.dtype, np.integer):
         return labels_layer_data(volume.array, volume, names, name=volume.meta.volume_id)
     return image_layer_data(volume)
 

@@ -124,8 +124,11 @@ class FinetunePanel(QWidget):
         existing = tied.find_layer(self.viewer, image, tied.ANNOTATIONS)
         restored = None if existing is not None else \
             self.project.load_annotations(tied.volume_id_of(image), image.data.shape)
-        if restored is not None and restored[1]:
-            self.classes.set_names(restored[1])
+        if restored is not None and restored.names:
+            self.classes.set_names(restored.names)
+        elif restored is not None and restored.problem:  # keep every painted class, by number
+            present = int(restored.array.max()) if restored.array.size else 0
+            self.classes.set_names(["background"] + [f"class {i}" for i in range(1, max(present, 1) + 1)])
         # the preview layer is made now, below the annotations: adding a layer costs napari ~0.1 s of UI
         # thread (its controls), which must not happen while a job streams previews
         tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names(), opacity=self.form.opacity.value)
@@ -140,8 +143,11 @@ class FinetunePanel(QWidget):
         self.viewer.layers.selection.active = layer
         layer.mode, layer.selected_label = "paint", max(layer.selected_label, 1)
         self._show_annotated()
-        self.status.info("Annotations restored from the project." if restored is not None else
-                         "Paint a few slices (one class per label), then Fine-tune.")
+        if restored is not None and restored.problem:
+            self.status.error(f"Annotations restored from the project; {restored.problem}. Name them again.")
+        else:
+            self.status.info("Annotations restored from the project." if restored is not None else
+                             "Paint a few slices (one class per label), then Fine-tune.")
         return layer
 
     def _save_context(self) -> dict[str, Any]:

@@ -8,7 +8,6 @@ voxels in patient space, so spacing, origin and direction are copied from the re
 from __future__ import annotations
 
 import colorsys
-import json
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError, OutputError
 from gcl_engine.io.atomic import atomic_write, atomic_write_text
+from gcl_engine.io.label_names import NOTE_KEY, names_note, names_text
 from gcl_engine.io.volume import Geometry, Volume
 
 OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -146,7 +146,9 @@ def export_nifti(
 
     The format follows the suffix (.nii.gz, .nii, .nrrd, .mha); the pixel type is the smallest unsigned
     integer holding the largest label. Sidecars: ``<name>.labels.json`` ({index: name}) and
-    ``<name>.label.txt`` (ITK-SNAP label description). Returns the label file's path.
+    ``<name>.label.txt`` (ITK-SNAP label description). The label map's header carries a digest of the
+    names file (:mod:`gcl_engine.io.label_names`), so names left over from an interrupted save are never
+    paired with it. Returns the label file's path.
     """
     target = Path(path)
     geometry, ref_shape, ref_sources = _reference_parts(reference)
@@ -158,9 +160,12 @@ def export_nifti(
     refuse_source_overwrite(target, [*ref_sources, *sources])
     out = smallest_label_array(arr)
     names = label_table(out, label_names)
-    write_image(image_with_geometry(out, geometry), target)
+    text = names_text(names)
+    image = image_with_geometry(out, geometry)
+    image.SetMetaData(NOTE_KEY, names_note(text))
+    write_image(image, target)
     json_path, txt_path = sidecar_paths(target)
-    atomic_write_text(json_path, json.dumps({str(k): v for k, v in names.items()}, indent=2) + "\n")
+    atomic_write_text(json_path, text)
     atomic_write_text(txt_path, itksnap_label_text(names))
     return target
 

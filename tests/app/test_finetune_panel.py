@@ -95,6 +95,33 @@ def test_annotations_come_back_after_a_restart(make_napari_viewer, qtbot):
     fresh.deleteLater()
 
 
+def test_a_names_file_left_from_an_interrupted_save_is_not_believed(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    with qtbot.waitSignal(panel.autosaver.saved, timeout=30_000):
+        panel.autosaver.save_now()  # liver = 1, and its names file
+    context = panel._save_context()
+    annotations.data[3, 10:20, 10:20] = 2
+    painted = np.array(annotations.data)
+    names_file = panel.project.annotation_path(context["volume_id"]).with_name("example_ct_sm.labels.json")
+    old_names = names_file.read_bytes()
+    panel.project.save_annotations(painted, context["geometry"], context["volume_id"],
+                                   ["background", "kidney", "liver"])
+    names_file.write_bytes(old_names)  # as if the save had stopped between the label map and its names
+    panel.shutdown()
+    viewer.layers.remove(annotations)
+
+    fresh = FinetunePanel(viewer, panel.project)
+    fresh.image_chooser.setCurrentText("sample CT")
+    restored = fresh.attach()
+    np.testing.assert_array_equal(restored.data, painted)  # nothing painted is lost
+    assert fresh.classes.names() == ["background", "class 1", "class 2"]  # never "liver" on the kidney
+    assert fresh.status.is_error and "example_ct_sm.labels.json does not belong" in fresh.status.text()
+    fresh.shutdown()
+    fresh.deleteLater()
+
+
 def test_autosave_runs_on_its_timer_after_painting(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     panel = open_sample(viewer)

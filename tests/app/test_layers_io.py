@@ -102,3 +102,18 @@ def test_layer_metadata_holds_no_raw_identifiers():
     text = json.dumps(meta).lower()
     for tag in ("patientname", "patientid", "birth"):
         assert tag not in text
+
+
+def test_a_label_map_with_a_stale_names_file_opens_as_labels_with_a_warning(tmp_path):
+    geometry = api.Geometry((0.7, 1.1, 3.0), (10.0, -20.0, 5.5), oblique_direction())
+    labels = np.zeros((3, 5, 6), np.uint8)
+    labels[1, 1:3, 1:4] = 1
+    path = api.export_nifti(labels, geometry, tmp_path / "mask.nii.gz", ["background", "liver"])
+    old_names = (tmp_path / "mask.labels.json").read_bytes()
+    labels[2, 1:3, 1:4] = 2
+    api.export_nifti(labels, geometry, path, ["background", "kidney", "liver"])
+    (tmp_path / "mask.labels.json").write_bytes(old_names)  # the names of the save before
+    with pytest.warns(UserWarning, match="mask.labels.json does not belong to this version of mask.nii.gz"):
+        data, kwargs, kind = read_scan(path)
+    assert kind == "labels" and int(data.max()) == 2
+    assert kwargs["metadata"][NAMES_KEY] == {}

@@ -6,9 +6,11 @@ import gc
 import json
 
 import numpy as np
+import pytest
 from gcl_app.project import Project
 
 from gcl_engine import api
+from gcl_engine.io import writers
 from tests.app.synthetic import oblique_direction
 
 
@@ -58,9 +60,29 @@ def test_annotations_round_trip_with_geometry_and_names(tmp_path):
     labels[2, 3:6, 4:9] = 2
     path = project.save_annotations(labels, geometry, "scan/01", ["background", "liver", "spleen"])
     assert path.parent == tmp_path / "annotations"
-    array, names = project.load_annotations("scan/01", labels.shape)
+    array, names, problem = project.load_annotations("scan/01", labels.shape)
     np.testing.assert_array_equal(array, labels)
-    assert names == {0: "background", 1: "liver", 2: "spleen"}
+    assert names == {0: "background", 1: "liver", 2: "spleen"} and problem == ""
     assert api.load_volume(path).geometry.allclose(geometry, tol=1e-5)
     assert project.load_annotations("scan/01", (6, 10, 13)) is None  # another grid: never misapplied
     assert project.load_annotations("other", labels.shape) is None
+
+
+def test_annotations_whose_names_file_is_stale_come_back_without_the_wrong_names(tmp_path, monkeypatch):
+    project = Project(tmp_path)
+    geometry = api.Geometry((0.8, 0.9, 2.5), (1.0, 2.0, 3.0), oblique_direction())
+    labels = np.zeros((6, 10, 12), np.uint8)
+    labels[2, 3:6, 4:9] = 1
+    project.save_annotations(labels, geometry, "scan/01", ["background", "liver"])
+    labels[3, 3:6, 4:9] = 2
+
+    def killed(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "atomic_write_text", killed)  # the autosave stops after the label map
+    with pytest.raises(OSError):
+        project.save_annotations(labels, geometry, "scan/01", ["background", "spleen", "kidney"])
+    monkeypatch.undo()
+    restored = project.load_annotations("scan/01", labels.shape)
+    np.testing.assert_array_equal(restored.array, labels)  # every painted voxel is back
+    assert restored.names == {} and "interrupted" in restored.problem
