@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from gcl_engine.config import ModelConfig
 from gcl_engine.models.blocks import ConvNormAct, DoubleConv
 from gcl_engine.models.heads import ImageProjectionHead, PixelProjectionHead
-from gcl_engine.models.unet2d import UNet2D, UNetDecoder, UNetEncoder
+from gcl_engine.models.unet2d import UNet2D, UNetDecoder, UNetEncoder, level_channels
 
 __all__ = [
     "ConvNormAct",
@@ -29,20 +29,23 @@ def build_unet(cfg: ModelConfig, num_classes: int) -> UNet2D:
 
 
 class GCLPretrainNet(nn.Module):
-    """Shared encoder + image head + pixel head, both heads on the bottleneck map.
+    """Shared encoder + image head on the bottleneck + pixel head on encoder level ``pixel_level``.
 
-    ``encoder`` is a UNetEncoder, so its state_dict loads into ``UNet2D(cfg, n).encoder`` unchanged.
+    ``pixel_level`` -1 is the bottleneck (GCL_SPEC.md's default); -2 the level above, at twice its
+    resolution (the spec's option for finer pixel contrast). ``encoder`` is a UNetEncoder, so its
+    state_dict loads into ``UNet2D(cfg, n).encoder`` unchanged.
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, pixel_level: int = -1) -> None:
         super().__init__()
         cfg.validate()
         self.encoder = UNetEncoder(cfg)
-        channels = cfg.encoder_channels
-        self.image_head = ImageProjectionHead(channels, cfg.image_proj_hidden, cfg.image_proj_dim)
-        self.pixel_head = PixelProjectionHead(channels, cfg.pixel_proj_hidden, cfg.pixel_proj_dim)
+        self.pixel_level = pixel_level
+        self.image_head = ImageProjectionHead(cfg.encoder_channels, cfg.image_proj_hidden, cfg.image_proj_dim)
+        self.pixel_head = PixelProjectionHead(level_channels(cfg)[pixel_level], cfg.pixel_proj_hidden,
+                                              cfg.pixel_proj_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(B,C_in,H,W) -> (bottleneck F (B,C,h,w), image z (B,D_img), pixel q (B,D_pix,h,w))."""
-        features = self.encoder(x)[-1]
-        return features, self.image_head(features), self.pixel_head(features)
+        """(B,C_in,H,W) -> (bottleneck F (B,C,h,w), image z (B,D_img), pixel q (B,D_pix,h',w'))."""
+        maps = self.encoder(x)
+        return maps[-1], self.image_head(maps[-1]), self.pixel_head(maps[self.pixel_level])

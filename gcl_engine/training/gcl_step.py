@@ -1,9 +1,11 @@
 """One GCL pre-training step: image and pixel contrast per meta label, Mitigator, Filter, one backward.
 
 Shapes: the batch holds N base slices seen in two views, 2N images ordered [view 0 of all, view 1 of all].
-F (2N, C, h, w) is the encoder output. Gradients of each meta label's loss are taken with respect to a
-detached copy of the (gathered) F; the Mitigator combines them (per sample: ``fast``; on the encoder's
-flattened parameter gradients: ``exact``), and the encoder receives the combined gradient in one pass.
+F (2N, C, h, w) is the encoder output (the image branch's input); the pixel branch reads encoder level
+``cfg.pixel_level`` (F itself by default). Gradients of each meta label's loss are taken with respect to a
+detached copy of the (gathered) map its branch reads; the Mitigator combines them per branch (per sample:
+``fast``; on the encoder's flattened parameter gradients: ``exact``), and the encoder receives the combined
+gradients in one pass.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def loss_labels(labels: dict[str, torch.Tensor], cfg: PretrainConfig) -> dict[st
     return {k: torch.where(v >= UNKNOWN_BASE, torch.full_like(v, -1), v) for k, v in labels.items()}
 
 
+def _saliency_at(g_img_sum: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The image branch's saliency (2N, h, w) at the pixel branch's resolution (bilinear when finer)."""
+    sal = feature_saliency(g_img_sum)
+    if tuple(sal.shape[-2:]) == tuple(size):
+        return sal
+    return torch.nn.functional.interpolate(sal.unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
 def _pixel_losses(net, feats_all, g_img_sum, labels, inputs, cfg: PretrainConfig, plan: MethodPlan, metrics):
     q = net.pixel_head(feats_all)  # (2N, D, h, w), unit norm per pixel
     aligned, valid = align_to_base(q, inputs.theta.to(q.device))
@@ -58,7 +68,7 @@ def _pixel_losses(net, feats_all, g_img_sum, labels, inputs, cfg: PretrainConfig
     n = n2 // 2
     both_valid = valid[:n] & valid[n:]  # (N, h, w)
     if plan.gradient_filter == "A" and g_img_sum is not None:
-        sal, _ = align_to_base(feature_saliency(g_img_sum).unsqueeze(1), inputs.theta.to(q.device))
+        sal, _ = align_to_base(_saliency_at(g_img_sum, q.shape[-2:]).unsqueeze(1), inputs.theta.to(q.device))
         keep = topk_location_mask(sal[:n, 0] + sal[n:, 0], cfg.filter_ratio, both_valid)
     else:
         keep = both_valid
@@ -85,8 +95,8 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     """Compute the losses, mitigate, and leave gradients in ``.grad`` (the caller steps the optimizer)."""
     metrics: dict[str, float] = {}
     with autocast():
-        feats = encoder_call(inputs.views)[-1]
-    feats = feats.float()
+        maps = encoder_call(inputs.views)
+    feats = maps[-1].float()
     feats_all = gather_detached(feats, ctx).requires_grad_(True)
     z = net.image_head(feats_all)
     labels = loss_labels(inputs.labels, cfg)
@@ -95,17 +105,23 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     g_img = _branch_gradients(img_losses, feats_all)
     metrics["embedding_std"] = float(z.detach().std(0).mean())
     branches = {"img": (img_losses, g_img, 1.0)}
+    inputs_of = {"img": feats}  # the (local, attached) map each branch's gradients are taken against
     if plan.pixel:
-        pix_losses = _pixel_losses(net, feats_all, g_img.sum(0), labels, inputs, cfg, plan, metrics)
-        branches["pix"] = (pix_losses, _branch_gradients(pix_losses, feats_all), cfg.lambda_pixel)
+        pfeats, pfeats_all = feats, feats_all
+        if cfg.pixel_level != -1:
+            pfeats = maps[cfg.pixel_level].float()
+            pfeats_all = gather_detached(pfeats, ctx).requires_grad_(True)
+        pix_losses = _pixel_losses(net, pfeats_all, g_img.sum(0), labels, inputs, cfg, plan, metrics)
+        branches["pix"] = (pix_losses, _branch_gradients(pix_losses, pfeats_all), cfg.lambda_pixel)
+        inputs_of["pix"] = pfeats
     head_loss = sum(w * sum(losses.values()) for losses, _, w in branches.values())
     lo = ctx.rank * feats.shape[0]
     local = slice(lo, lo + feats.shape[0])
     if plan.mitigate and cfg.mitigator == "exact":
-        _exact_encoder_update(net, feats, branches, local, ctx, generator, metrics)
+        _exact_encoder_update(net, inputs_of, branches, local, ctx, generator, metrics)
         head_loss.backward()
     else:
-        combined = torch.zeros_like(feats_all)
+        surrogate = torch.zeros((), device=feats.device)
         for bname, (_, grads, weight) in branches.items():
             if plan.mitigate and grads.shape[0] > 1:
                 mitigated, stats = mitigate_per_sample(grads, generator)
@@ -114,8 +130,8 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
             else:
                 mitigated = grads.sum(0)
                 _raw_conflicts(metrics, bname, grads, list(branches[bname][0]))
-            combined += weight * mitigated
-        surrogate = (feats * combined[local].to(feats.dtype)).sum() * ctx.world_size
+            mine = inputs_of[bname]
+            surrogate = surrogate + (mine * (weight * mitigated[local]).to(mine.dtype)).sum() * ctx.world_size
         (surrogate + head_loss).backward()
     for bname, (losses, _, _) in branches.items():
         for m, loss in losses.items():
@@ -124,11 +140,12 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     return StepOutput(metrics)
 
 
-def _exact_encoder_update(net, feats, branches, local, ctx, generator, metrics) -> None:
+def _exact_encoder_update(net, inputs_of, branches, local, ctx, generator, metrics) -> None:
     """PCGrad on the encoder's flattened parameter gradients: one encoder backward per meta label."""
     params = [p for p in net.encoder.parameters() if p.requires_grad]
     total = None
     for bname, (losses, grads, weight) in branches.items():
+        feats = inputs_of[bname]
         flat = []
         for m in range(grads.shape[0]):
             g = torch.autograd.grad(feats, params, grad_outputs=grads[m, local].to(feats.dtype),
