@@ -97,7 +97,8 @@ class PretrainConfig:
     filter_ratio: float = 0.25  # rho for variant A
     filter_top_k: int = 32  # pairs kept per anchor for variant B
     pixel_positive: str = "location"  # "location" (same aligned location) | "slice" (any pixel of the slice)
-    pixel_level: int = -1  # encoder level the pixel head reads: -1 the bottleneck, -2 the one above (2x finer)...
+    pixel_level: int = -1  # resolution level the pixel head reads: -1 the bottleneck, -2 the one above (2x finer)...
+    pixel_features: str = "encoder"  # whose map at that level: "encoder" | "decoder" (pre-trains decoder blocks)
     unknown_values: str = "ignore"  # a slice whose meta label is unknown: "ignore" (out of that label's loss)
     #                                 | "volume" (positive of its own volume's slices, the old behaviour)
     augment_strength: float = 1.0
@@ -132,6 +133,9 @@ class PretrainConfig:
         _check(self.lambda_pixel >= 0, "lambda_pixel must be >= 0")
         _check(-self.model.levels <= self.pixel_level <= -1,
                f"pixel_level must be in -{self.model.levels}..-1 (an encoder level), got {self.pixel_level}")
+        _check(self.pixel_features in ("encoder", "decoder"), "pixel_features must be 'encoder' or 'decoder'")
+        _check(self.pixel_features == "encoder" or self.pixel_level <= -2,
+               "pixel_features='decoder' needs pixel_level <= -2 (the decoder starts above the bottleneck)")
         self.preprocess.validate()
         self.model.validate()
 

@@ -53,23 +53,46 @@ class UpBlock(nn.Module):
         return self.conv(torch.cat([self.up(x), skip], dim=1))
 
 
+def up_blocks(cfg: ModelConfig, count: int | None = None) -> nn.ModuleList:
+    """The decoder's up-blocks from the bottleneck upwards (all, or the first ``count``)."""
+    chans = level_channels(cfg)
+    levels = list(reversed(range(cfg.levels - 1)))[:count]
+    return nn.ModuleList(UpBlock(chans[level + 1], chans[level], cfg.groups) for level in levels)
+
+
+def decode(ups: nn.ModuleList, features: list[Tensor]) -> Tensor:
+    """Run ``ups`` from the bottleneck with the encoder's skip maps; the map at the last block's level."""
+    x = features[-1]
+    for up, skip in zip(ups, features[-2::-1][: len(ups)], strict=True):
+        x = up(x, skip)
+    return x
+
+
 class UNetDecoder(nn.Module):
     """Encoder feature list (as UNetEncoder returns it) -> logits (B, num_classes, H, W)."""
 
     def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
         super().__init__()
-        chans = level_channels(cfg)
-        self.ups = nn.ModuleList(
-            UpBlock(chans[level + 1], chans[level], cfg.groups) for level in reversed(range(cfg.levels - 1))
-        )
-        self.head = nn.Conv2d(chans[0], num_classes, kernel_size=1)
+        self.ups = up_blocks(cfg)
+        self.head = nn.Conv2d(level_channels(cfg)[0], num_classes, kernel_size=1)
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        x = features[-1]
-        skips = features[-2::-1]
-        for up, skip in zip(self.ups, skips, strict=True):
-            x = up(x, skip)
-        return self.head(x)
+        return self.head(decode(self.ups, features))
+
+
+class DecoderTrunk(nn.Module):
+    """The decoder's first up-blocks, pre-trained by the pixel branch (``pixel_features='decoder'``).
+
+    Its state_dict keys (``ups.N...``) are those of :class:`UNetDecoder`, so fine-tuning loads them into
+    the segmentation network's decoder; the remaining blocks and the head start fresh.
+    """
+
+    def __init__(self, cfg: ModelConfig, count: int) -> None:
+        super().__init__()
+        self.ups = up_blocks(cfg, count)
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        return decode(self.ups, features)
 
 
 class UNet2D(nn.Module):

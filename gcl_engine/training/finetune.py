@@ -125,14 +125,20 @@ def _initial_model(cfg: FinetuneConfig, state: dict | None, num_classes: int) ->
         return model, int(state.get("steps", 0))
     encoder = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
     _load(model.encoder, encoder, cfg.pretrained)
+    decoder = {k[len("decoder."):]: v for k, v in state["model"].items() if k.startswith("decoder.")}
+    if decoder:  # pre-trained with pixel_features='decoder': its first up-blocks; the rest and the head start fresh
+        _load(model.decoder, decoder, cfg.pretrained, partial=True)
     return model, 0
 
 
-def _load(module: torch.nn.Module, state: dict, path: str) -> None:
+def _load(module: torch.nn.Module, state: dict, path: str, partial: bool = False) -> None:
+    """Load ``state`` into ``module``; ``partial``: some of the module's weights may be absent, none extra."""
     try:
-        module.load_state_dict(state)
+        result = module.load_state_dict(state, strict=not partial)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit this model (other width, depth or classes)") from exc
+    if result.unexpected_keys:
+        raise CheckpointError(f"{path}: weights do not fit this model ({len(result.unexpected_keys)} unknown)")
 
 
 def _emit_preview(model, data: AnnotatedSlices, cfg: FinetuneConfig, step: int, on_event) -> None:

@@ -108,8 +108,9 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     inputs_of = {"img": feats}  # the (local, attached) map each branch's gradients are taken against
     if plan.pixel:
         pfeats, pfeats_all = feats, feats_all
-        if cfg.pixel_level != -1:
-            pfeats = maps[cfg.pixel_level].float()
+        if cfg.pixel_level != -1 or net.decoder is not None:
+            with autocast():
+                pfeats = net.pixel_map(maps).float()
             pfeats_all = gather_detached(pfeats, ctx).requires_grad_(True)
         pix_losses = _pixel_losses(net, pfeats_all, g_img.sum(0), labels, inputs, cfg, plan, metrics)
         branches["pix"] = (pix_losses, _branch_gradients(pix_losses, pfeats_all), cfg.lambda_pixel)
@@ -133,6 +134,7 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
             mine = inputs_of[bname]
             surrogate = surrogate + (mine * (weight * mitigated[local]).to(mine.dtype)).sum() * ctx.world_size
         (surrogate + head_loss).backward()
+        _average_decoder_gradients(net, ctx)
     for bname, (losses, _, _) in branches.items():
         for m, loss in losses.items():
             metrics[f"{bname}/loss/{m}"] = float(loss.detach())
@@ -140,9 +142,18 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     return StepOutput(metrics)
 
 
+def _average_decoder_gradients(net, ctx: DistContext) -> None:
+    """DDP averages the wrapped encoder's gradients; the pre-trained decoder trunk gets the same here."""
+    if not ctx.enabled or net.decoder is None:
+        return
+    for p in net.decoder.parameters():
+        if p.grad is not None:
+            p.grad = all_reduce_sum(p.grad, ctx) / ctx.world_size
+
+
 def _exact_encoder_update(net, inputs_of, branches, local, ctx, generator, metrics) -> None:
-    """PCGrad on the encoder's flattened parameter gradients: one encoder backward per meta label."""
-    params = [p for p in net.encoder.parameters() if p.requires_grad]
+    """PCGrad on the shared part's flattened parameter gradients: one backward per meta label."""
+    params = [p for p in net.shared_parameters() if p.requires_grad]
     total = None
     for bname, (losses, grads, weight) in branches.items():
         feats = inputs_of[bname]

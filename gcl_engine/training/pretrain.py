@@ -76,7 +76,7 @@ def pretrain(cfg: PretrainConfig, on_event: EventSink | None = None, cancel: Can
                               "another one on this data: not used twice"))
     emit(sink, Log("info", f"method {plan.name}: meta labels {', '.join(plan.image_labels) or 'none'} on "
                           f"{len(data.scan.volumes)} volumes, {len(data.table.volume)} slices, device {device}"))
-    net = GCLPretrainNet(cfg.model, cfg.pixel_level).to(device)
+    net = GCLPretrainNet(cfg.model, cfg.pixel_level, cfg.pixel_features).to(device)
     optimizer = _make_optimizer(net, cfg)
     if state is not None:
         _restore(net, optimizer, state)

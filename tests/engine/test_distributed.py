@@ -30,12 +30,15 @@ def _rank_main(rank: int, world: int, port: int, cfg: PretrainConfig) -> None:
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("mitigator", ["fast", "exact"])
-def test_two_processes_match_one_process(tmp_path: Path, mitigator: str):
+@pytest.mark.parametrize(("mitigator", "pixel_features"), [("fast", "encoder"), ("exact", "encoder"),
+                                                           ("fast", "decoder")])
+def test_two_processes_match_one_process(tmp_path: Path, mitigator: str, pixel_features: str):
     scans, _, _ = make_folder(tmp_path / "pool", n=3, with_labels=False)
     base = PretrainConfig(folder=str(scans), steps=3, volumes_per_batch=2, checkpoint_every=10, device="cpu",
                           threads=1, preprocess=TINY_PRE, model=TINY_MODEL, mitigator=mitigator,
-                          cache=str(tmp_path / "cache"), optimizer="sgd", lr=0.05, method="gcl_no_filter")
+                          cache=str(tmp_path / "cache"), optimizer="sgd", lr=0.05, method="gcl_no_filter",
+                          pixel_features=pixel_features, pixel_level=-1 if pixel_features == "encoder" else -2)
+    # with the decoder trunk, its gradients are averaged over the processes by the step (DDP wraps the encoder)
     # SGD, not Adam: Adam's first steps turn rounding-level gradient differences into +-lr moves.
     # No Gradient Filter: its top-k choice of locations flips on rounding-level saliency differences
     # (a discrete choice, not a split error), which makes later steps differ by design.
