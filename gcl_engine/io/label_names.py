@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 NOTE_KEY = "ITK_FileNotes"
 NOTE_PREFIX = "gcl-label-names sha256:"
-_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")  # what export_nifti writes
 
 
 def names_text(names: Mapping[int, str]) -> str:
@@ -37,7 +37,7 @@ def names_note(text: str) -> str:
 def names_sidecar(label_path: str | os.PathLike) -> Path | None:
     """``<name>.labels.json`` beside a label map of a supported format (None for other files)."""
     path = Path(label_path)
-    for suffix in _SUFFIXES:
+    for suffix in LABEL_MAP_SUFFIXES:
         if path.name.lower().endswith(suffix):
             return path.with_name(path.name[: -len(suffix)] + ".labels.json")
     return None

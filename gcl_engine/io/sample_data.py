@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from gcl_engine.errors import InputError
+from gcl_engine.io.label_names import names_sidecar
 
 SAMPLE_DATA_ENV = "GCL_STUDIO_SAMPLE_DATA"
 
@@ -52,5 +53,5 @@ def class_names(name: str) -> dict[int, str]:
     if name not in _LABELS:
         raise KeyError(f"{name!r} is not a sample label map; choose from {sorted(_LABELS)}")
     path = sample_paths()[name]
-    sidecar = path.with_name(path.name[: -len(".nii.gz")] + ".labels.json")
+    sidecar = names_sidecar(path)
     return {int(k): v for k, v in json.loads(sidecar.read_text(encoding="utf-8")).items()}

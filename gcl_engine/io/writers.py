@@ -18,10 +18,10 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError, OutputError
 from gcl_engine.io.atomic import atomic_write, atomic_write_text
-from gcl_engine.io.label_names import NOTE_KEY, names_note, names_text
+from gcl_engine.io.label_names import LABEL_MAP_SUFFIXES, NOTE_KEY, names_note, names_text
 from gcl_engine.io.volume import Geometry, Volume
 
-OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+OUTPUT_SUFFIXES = LABEL_MAP_SUFFIXES
 _BASE_COLOURS = [
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),

@@ -49,6 +49,11 @@ class GCLPretrainNet(nn.Module):
         self.pixel_head = PixelProjectionHead(level_channels(cfg)[pixel_level], cfg.pixel_proj_hidden,
                                               cfg.pixel_proj_dim)
 
+    @property
+    def pixel_reads_bottleneck(self) -> bool:
+        """The pixel head reads the image head's map (the default): nothing more to compute or gather."""
+        return self.decoder is None and self.pixel_level == -1
+
     def pixel_map(self, maps: list[Tensor]) -> Tensor:
         """The map the pixel head reads, from the encoder's maps."""
         return self.decoder(maps) if self.decoder is not None else maps[self.pixel_level]

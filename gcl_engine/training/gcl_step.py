@@ -108,7 +108,7 @@ def gcl_step(net, encoder_call, inputs: StepInputs, cfg: PretrainConfig, plan: M
     inputs_of = {"img": feats}  # the (local, attached) map each branch's gradients are taken against
     if plan.pixel:
         pfeats, pfeats_all = feats, feats_all
-        if cfg.pixel_level != -1 or net.decoder is not None:
+        if not net.pixel_reads_bottleneck:
             with autocast():
                 pfeats = net.pixel_map(maps).float()
             pfeats_all = gather_detached(pfeats, ctx).requires_grad_(True)
