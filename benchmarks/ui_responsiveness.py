@@ -14,6 +14,7 @@ UI thread was during the longest stalls.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -64,8 +65,23 @@ def measured(run) -> dict:
             "culprit": culprit[-2].strip() if len(culprit) >= 2 else "", "detail": detail}
 
 
+@contextlib.contextmanager
+def docked(viewer, widget: str):
+    """The plugin's panel ``widget`` in a dock for one scenario; shut down and undocked after it."""
+    dock, panel = viewer.window.add_plugin_dock_widget("gcl-studio", widget)
+    try:
+        yield panel
+    finally:
+        panel.shutdown()
+        viewer.window.remove_dock_widget(dock)
+
+
 def scan_scenario(viewer, folder: Path, volumes: int) -> dict:
-    _dock, panel = viewer.window.add_plugin_dock_widget("gcl-studio", "Data & pre-training")
+    with docked(viewer, "Data & pre-training") as panel:
+        return _scan(panel, folder, volumes)
+
+
+def _scan(panel, folder: Path, volumes: int) -> dict:
     wait_until(lambda: panel.devices_known, 120)  # torch's import is not part of the scan
     panel.folder.value = str(folder)
 
@@ -77,20 +93,20 @@ def scan_scenario(viewer, folder: Path, volumes: int) -> dict:
             raise RuntimeError(f"{rows} rows listed, {volumes} volumes in the folder")
         return f"{rows} rows"
 
-    try:
-        return measured(run)
-    finally:
-        panel.shutdown()
-        viewer.window.remove_dock_widget(_dock)
+    return measured(run)
 
 
 def browse_scenario(viewer, steps: int) -> dict:
+    viewer.layers.clear()
+    viewer.open_sample("gcl-studio", "ct")
+    with docked(viewer, "Annotate & fine-tune") as panel:
+        return _browse(viewer, panel, steps)
+
+
+def _browse(viewer, panel, steps: int) -> dict:
     from gcl_app.widgets.slices import show_slice
     from qtpy.QtCore import QTimer
 
-    viewer.layers.clear()
-    viewer.open_sample("gcl-studio", "ct")
-    dock, panel = viewer.window.add_plugin_dock_widget("gcl-studio", "Annotate & fine-tune")
     panel.image_chooser.setCurrentText("sample CT")
     reference = viewer.layers["reference labels"].data
     annotations = panel.attach()
@@ -123,11 +139,7 @@ def browse_scenario(viewer, steps: int) -> dict:
         scroller.stop()
         return f"{len(shown)} slice changes"
 
-    try:
-        return measured(run)
-    finally:
-        panel.shutdown()
-        viewer.window.remove_dock_widget(dock)
+    return measured(run)
 
 
 def main() -> None:

@@ -133,7 +133,7 @@ class FinetunePanel(QWidget):
         # thread (its controls), which must not happen while a job streams previews
         tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names(), opacity=self.form.opacity.value)
         layer = tied.ensure_layer(self.viewer, image, tied.ANNOTATIONS, self.classes.names(),
-                                  data=None if restored is None else restored[0].astype(np.uint8))
+                                  data=None if restored is None else restored.array.astype(np.uint8))
         self._apply_classes()
         self.autosaver.watch(layer, self.project.save_annotations_from, self._save_context)
         if self._annotated_throttle is None:

@@ -38,13 +38,20 @@ def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
     return item
 
 
-def _table(columns: tuple[str, ...], parent: QWidget) -> QTableWidget:
+def _table(columns: tuple[str, ...], parent: QWidget, fit_each_cell: bool = True) -> QTableWidget:
+    """A read-only table; ``fit_each_cell=False``: columns are sized by ``resizeColumnsToContents`` calls only,
+    from a sample of rows (see the module doc)."""
     table = QTableWidget(0, len(columns), parent)
     table.setHorizontalHeaderLabels(list(columns))
     table.verticalHeader().setVisible(False)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
+    header = table.horizontalHeader()
+    if fit_each_cell:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    else:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(SIZING_SAMPLE_ROWS)
+    header.setStretchLastSection(True)
     return table
 
 
@@ -61,11 +68,7 @@ class ScanView(QWidget):
         self._fill_timer.setInterval(0)
         self._fill_timer.timeout.connect(self._fill_some)
         self.summary = QLabel("No folder scanned yet.", self)
-        self.volumes = _table(VOLUME_COLUMNS, self)
-        header = self.volumes.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # sized once filled, see module doc
-        header.setStretchLastSection(True)
-        header.setResizeContentsPrecision(SIZING_SAMPLE_ROWS)
+        self.volumes = _table(VOLUME_COLUMNS, self, fit_each_cell=False)  # sized once filled
         self.volumes.setMinimumHeight(120)
         self.meta = _table(META_COLUMNS, self)
         self.meta.setMinimumHeight(110)
