@@ -148,6 +148,9 @@ class FinetuneConfig:
     pretrained: str | None = None  # pre-training checkpoint, or None for random initialisation
     init_model: str | None = None  # a fine-tuned model to continue from (the interactive loop)
     slices: tuple[int, ...] | None = None  # explicit annotated slices; None: every slice holding a label
+    # None: unpainted voxels of a painted slice are background; a number: voxels of that value are unknown
+    # (scribbles: never seen by the loss), and a slice is painted when it holds any other value
+    unknown_value: int | None = None
     class_names: tuple[str, ...] | None = None  # index 0 is background; None: "class 1", ...
     steps: int = 300
     batch_size: int = 4
@@ -173,6 +176,8 @@ class FinetuneConfig:
         _check(0 <= self.freeze_encoder_steps <= self.steps, "freeze_encoder_steps must be in [0, steps]")
         _check(0 < self.lr_encoder < 1 and 0 < self.lr_decoder < 1, "learning rates must be in (0, 1)")
         _check(self.preview_every >= 1, "preview_every must be >= 1")
+        _check(self.unknown_value is None or self.unknown_value >= 1,
+               f"unknown_value must be >= 1 (0 is background), got {self.unknown_value}")
         self.preprocess.validate()
         self.model.validate()
 

@@ -7,6 +7,7 @@ probabilities are resampled back to the source in-plane grid before the argmax.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 
 from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json, from_saved_json
 from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout
+from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
@@ -108,31 +110,43 @@ class Segmenter:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def predict(self, volume: Volume, on_event: EventSink | None = None, cancel: CancelToken | None = None,
-                keep_probabilities: bool = False) -> Prediction:
-        axis = self.preprocess.axis
+    def _check(self, volume: Volume) -> None:
         if volume.array.ndim != 3:
             raise InputError(volume.meta.source, f"expected a 3D volume, got shape {volume.array.shape}")
+
+    def network_inputs(self, volume: Volume) -> tuple[np.ndarray, SliceLayout]:
+        """(n, size, size) normalised slices as the network sees them, and how to map outputs back."""
+        self._check(volume)
         g = volume.geometry
         slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, g.direction,
                                        g.spacing).numpy()
-        layout = slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
-        in_plane = layout.stored_shape
+        return slices, slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
+
+    def softmax_batches(self, slices: np.ndarray, cancel: CancelToken | None = None,
+                        on_event: EventSink | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first slice index, (b, K, size, size) probabilities) per batch, at the network's resolution."""
         n, bs = slices.shape[0], self.config.batch_size
-        dtype = smallest_label_dtype(len(self.class_names) - 1)
-        argmax = np.empty((n, *in_plane), dtype)
-        probs = [] if keep_probabilities else None
-        for i in range(0, n, bs):  # one batch of full-resolution probabilities in memory at a time
+        for i in range(0, n, bs):
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
             logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
-            soft = torch.softmax(logits, 1)
+            yield i, torch.softmax(logits, 1)
+            emit(on_event, Progress("predict", min(i + bs, n), n))
+
+    def predict(self, volume: Volume, on_event: EventSink | None = None, cancel: CancelToken | None = None,
+                keep_probabilities: bool = False) -> Prediction:
+        axis = self.preprocess.axis
+        slices, layout = self.network_inputs(volume)
+        in_plane = layout.stored_shape
+        dtype = smallest_label_dtype(len(self.class_names) - 1)
+        argmax = np.empty((slices.shape[0], *in_plane), dtype)
+        probs = [] if keep_probabilities else None
+        for i, soft in self.softmax_batches(slices, cancel, on_event):  # one batch of probabilities at a time
             for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
                 prob = layout.to_source(soft[j:j + 1])
                 argmax[i + j] = prob[0].argmax(0).numpy()
                 if probs is not None:
                     probs.append(prob.numpy().astype(np.float16))
-            emit(on_event, Progress("predict", min(i + bs, n), n))
         labels = np.moveaxis(argmax, 0, axis)
         if self.config.largest_component:
             labels = keep_largest_component(labels)
