@@ -40,6 +40,7 @@ from gcl_engine.events import (
     event_from_json,
 )
 from gcl_engine.export.onnx import OnnxExportReport, export_onnx
+from gcl_engine.inference.fusion import PaintedLabels
 from gcl_engine.inference.segmenter import Prediction, Segmenter
 from gcl_engine.inference.suggest import SliceScore, rank_slices
 from gcl_engine.io.label_names import LabelNames, read_label_names
@@ -57,7 +58,8 @@ __all__ = [
     "export_nifti", "export_onnx", "FileCancelToken", "finetune", "FinetuneConfig", "FinetuneResult", "Finished",
     "from_dict", "from_json", "GCLError", "Geometry", "InputError", "interpolate_slices", "INTERPOLATION_METHODS",
     "job_command", "LabelNames", "load_json", "load_volume", "Log", "METHODS", "Metric", "ModelConfig",
-    "OnnxExportReport", "OutputError", "painted_slices", "PredictConfig", "Prediction", "PreprocessConfig",
+    "OnnxExportReport", "OutputError", "PaintedLabels", "painted_slices", "PredictConfig", "Prediction",
+    "PreprocessConfig",
     "pretrain", "PretrainConfig", "PretrainResult", "Preview", "Progress", "rank_slices", "read_label_names",
     "read_metrics", "sample_data_dir", "sample_paths", "scan_folder", "ScanResult", "Segmenter", "SliceScore",
     "to_dict", "to_json", "UNKNOWN_LABEL", "Volume", "VolumeMeta", "VolumeRecord",

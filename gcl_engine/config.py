@@ -151,6 +151,11 @@ class FinetuneConfig:
     # None: unpainted voxels of a painted slice are background; a number: voxels of that value are unknown
     # (scribbles: never seen by the loss), and a slice is painted when it holds any other value
     unknown_value: int | None = None
+    # training targets on unpainted slices (training/extra_targets.py); 0 = off
+    pseudo_label_weight: float = 0.0  # the starting model's confident pixels (continued fine-tunes only)
+    pseudo_label_threshold: float = 0.9
+    interpolation_target_weight: float = 0.0  # the interpolation between painted slices
+    interpolation_target_reach_mm: float = 10.0
     class_names: tuple[str, ...] | None = None  # index 0 is background; None: "class 1", ...
     steps: int = 300
     batch_size: int = 4
@@ -176,6 +181,10 @@ class FinetuneConfig:
         _check(0 <= self.freeze_encoder_steps <= self.steps, "freeze_encoder_steps must be in [0, steps]")
         _check(0 < self.lr_encoder < 1 and 0 < self.lr_decoder < 1, "learning rates must be in (0, 1)")
         _check(self.preview_every >= 1, "preview_every must be >= 1")
+        _check(self.pseudo_label_weight >= 0 and self.interpolation_target_weight >= 0,
+               "extra-target weights must be >= 0")
+        _check(0 < self.pseudo_label_threshold <= 1, "pseudo_label_threshold must be in (0, 1]")
+        _check(self.interpolation_target_reach_mm > 0, "interpolation_target_reach_mm must be > 0")
         _check(self.unknown_value is None or self.unknown_value >= 1,
                f"unknown_value must be >= 1 (0 is background), got {self.unknown_value}")
         self.preprocess.validate()
@@ -190,9 +199,19 @@ class PredictConfig:
     largest_component: bool = False
     # CPU threads: onnxruntime's session, and torch's (process-wide) when given; None: the libraries' default
     threads: int | None = None
+    # test-time augmentation: average the network over 4 copies of each slice shifted by this many pixels (0: off)
+    tta_shift: int = 0
+    # with painted labels given to predict(): weight exp(-d / reach) of the interpolation between painted slices
+    # (d: mm to the nearest painted slice); None: painted voxels are kept, the rest is the network's
+    interpolation_reach_mm: float | None = None
+    interpolation_method: str = "sdf"
 
     def validate(self) -> None:
         _check(self.backend in ("auto", "torch", "onnxruntime"), f"unknown backend {self.backend!r}")
+        _check(self.tta_shift >= 0, f"tta_shift must be >= 0, got {self.tta_shift}")
+        _check(self.interpolation_reach_mm is None or self.interpolation_reach_mm > 0,
+               "interpolation_reach_mm must be > 0 or None")
+        _check(self.interpolation_method in ("sdf", "mci"), "interpolation_method must be 'sdf' or 'mci'")
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
 

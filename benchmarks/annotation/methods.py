@@ -77,7 +77,8 @@ class UNetUser:
         t1 = time.perf_counter()
         seg = api.Segmenter.load(result.model_path, PredictConfig(device="cpu", backend="torch",
                                                                   **self._predict_overrides()))
-        prediction = seg.predict(self.image)
+        painted_labels = api.PaintedLabels(annotations, unknown, tuple(painted))
+        prediction = seg.predict(self.image, painted=painted_labels)
         predict_s = time.perf_counter() - t1
         if self.model:
             Path(self.model).unlink(missing_ok=True)

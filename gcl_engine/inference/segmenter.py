@@ -19,6 +19,7 @@ from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout
 from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
+from gcl_engine.inference.fusion import PaintedLabels, plan_fusion
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
 from gcl_engine.io.volume import Geometry, Volume
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, select_device
@@ -124,19 +125,37 @@ class Segmenter:
 
     def softmax_batches(self, slices: np.ndarray, cancel: CancelToken | None = None,
                         on_event: EventSink | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-        """(first slice index, (b, K, size, size) probabilities) per batch, at the network's resolution."""
+        """(first slice index, (b, K, size, size) probabilities) per batch, at the network's resolution;
+        averaged over shifted copies of the input when ``config.tta_shift`` is set."""
         n, bs = slices.shape[0], self.config.batch_size
         for i in range(0, n, bs):
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
-            logits = self.backend.logits(np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32))
-            yield i, torch.softmax(logits, 1)
+            batch = np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32)
+            yield i, self._softmax(batch)
             emit(on_event, Progress("predict", min(i + bs, n), n))
 
+    def _softmax(self, batch: np.ndarray) -> torch.Tensor:
+        s = self.config.tta_shift
+        if not s:
+            return torch.softmax(self.backend.logits(batch), 1)
+        total = None
+        for dy, dx in ((0, 0), (s, 0), (-s, 0), (0, s), (0, -s)):  # shifted copies, shifted back: exact inverse
+            moved = np.roll(batch, (dy, dx), axis=(2, 3))
+            soft = torch.softmax(self.backend.logits(np.ascontiguousarray(moved)), 1).roll((-dy, -dx), dims=(2, 3))
+            total = soft if total is None else total + soft
+        return total / 5.0
+
     def predict(self, volume: Volume, on_event: EventSink | None = None, cancel: CancelToken | None = None,
-                keep_probabilities: bool = False) -> Prediction:
+                keep_probabilities: bool = False, painted: PaintedLabels | None = None) -> Prediction:
+        """Labels of every voxel of ``volume``. With ``painted`` (what the user painted on this volume), painted
+        voxels keep their labels and the slices between painted slices combine the network with the
+        interpolation of the painted slices (``config.interpolation_reach_mm``; inference/fusion.py)."""
         axis = self.preprocess.axis
         slices, layout = self.network_inputs(volume)
+        plan = None if painted is None else plan_fusion(
+            painted, volume.array.shape, axis, volume.geometry.spacing, self.config.interpolation_reach_mm,
+            self.config.interpolation_method, volume.meta.source)
         in_plane = layout.stored_shape
         dtype = smallest_label_dtype(len(self.class_names) - 1)
         argmax = np.empty((slices.shape[0], *in_plane), dtype)
@@ -144,7 +163,7 @@ class Segmenter:
         for i, soft in self.softmax_batches(slices, cancel, on_event):  # one batch of probabilities at a time
             for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
                 prob = layout.to_source(soft[j:j + 1])
-                argmax[i + j] = prob[0].argmax(0).numpy()
+                argmax[i + j] = prob[0].argmax(0).numpy() if plan is None else plan.fuse(i + j, prob[0])
                 if probs is not None:
                     probs.append(prob.numpy().astype(np.float16))
         labels = np.moveaxis(argmax, 0, axis)

@@ -30,6 +30,7 @@ from gcl_engine.losses import class_weights_from_labels, segmentation_loss
 from gcl_engine.models import build_unet
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, seed_everything, select_device
 from gcl_engine.training.checkpoint import load_checkpoint, save_checkpoint
+from gcl_engine.training.extra_targets import build_extra_targets
 from gcl_engine.training.finetune_data import AnnotatedSlices, SegmentationAugment, load_annotated
 from gcl_engine.training.schedules import one_cycle, set_lr
 
@@ -67,6 +68,11 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
     x_all, y_all = data.slices[data.annotated], data.labels[data.annotated]
     weights = class_weights_from_labels(y_all, len(data.class_names)).to(device) if cfg.class_weighted_ce else None
     augment = SegmentationAugment(cfg.preprocess.size) if cfg.augment else None
+    g = data.image.geometry
+    extra = build_extra_targets(cfg, model, data.slices, data.source_labels, data.annotated,
+                                start_state is not None and start_state["format"] == SEGMENTER_FORMAT,
+                                g.direction, g.spacing)
+    extra_batch = max(1, cfg.batch_size // 2)
     status, step, loss_value, first_preview = "completed", 0, float("nan"), None
     model.train()
     while step < cfg.steps:
@@ -79,6 +85,11 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
         x, y = x_all[idx], y_all[idx]
         x, y = augment(x, y, cfg.seed * 100_003 + step) if augment else (x.unsqueeze(1), y)
         loss = segmentation_loss(model(x.to(device)), y.to(device), weights, cfg.dice_weight, cfg.ce_weight)
+        if extra is not None:
+            ex, ey = extra.draw(rng, extra_batch)
+            ex, ey = augment(ex, ey, cfg.seed * 100_003 + step + 50_000) if augment else (ex.unsqueeze(1), ey)
+            loss = loss + extra.loss_weight * segmentation_loss(model(ex.to(device)), ey.to(device), weights,
+                                                                cfg.dice_weight, cfg.ce_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -28,6 +28,7 @@ class AnnotatedSlices:
     annotated: list[int]  # slice indices the loss may see
     class_names: list[str]
     layout: SliceLayout  # how ``slices`` were oriented and scaled (undone for previews); stored_shape in-plane
+    source_labels: np.ndarray | None = None  # the label volume as given (the image's grid), for derived targets
 
 
 def check_label_volume(image: Volume, labels: Volume, label_path: str) -> np.ndarray:
@@ -64,6 +65,7 @@ def load_annotated(cfg: FinetuneConfig, labels_array: np.ndarray | None = None) 
     return AnnotatedSlices(
         image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess, g.direction, g.spacing),
         labels, annotated, names, slice_layout(cfg.preprocess, image.array.shape, g.direction, g.spacing),
+        labels_array,
     )
 
 
