@@ -38,7 +38,8 @@ from common import RESULTS, Report, be_nice  # noqa: E402
 
 DEFAULT_ROWS = ("interp_mci,interp_sdf,forest,unet_scratch,unet_gcl,recipe,recipe_scribbles")
 DEFAULT_TASKS = "ct_sm,mr_sm,itk_kmeans,icbm"
-PRETRAIN = {"steps": 150, "size": 64, "base_channels": 8, "levels": 4}  # the GUI's "quick (CPU)" preset
+# the GUI's "quick (CPU)" pre-training preset; size, width and depth follow the row's network
+PRETRAIN = {"steps": 150, "size": 64, "base_channels": 8, "levels": 4}
 
 
 def _list(text: str) -> list[str]:
@@ -77,19 +78,28 @@ def _key(payload: dict) -> str:
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _engine_commit() -> str:
-    """A digest of the engine's source as imported (a changed engine never reuses old records)."""
+# The engine files a row's results depend on (None: all of them): a changed file never reuses old records
+ENGINE_FILES = {"forest": (), "interp": ("data/interpolation.py", "data/painted.py"), "unet": None}
+
+
+def _engine_commit(kind: str | None = "unet") -> str:
+    """A digest of the engine's source as imported (the part a row of this kind depends on)."""
     import gcl_engine
 
     root = Path(gcl_engine.__file__).parent
+    files = ENGINE_FILES.get(kind or "unet")
+    paths = sorted(root.rglob("*.py")) if files is None else [root / f for f in files]
     digest = hashlib.sha1()
-    for path in sorted(root.rglob("*.py")):
+    for path in paths:
         digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def pretrain_job(seed: int, run_dir: Path, overrides: dict) -> dict:
-    spec = {"method": "gcl", "seed": seed, **PRETRAIN, **overrides}
+def pretrain_job(seed: int, run_dir: Path, row, pool: str = "all") -> dict:
+    """One pre-training at the row's network shape; ``pool``: "all" (every fetched volume, the targets among
+    them) or a task's name (that scan alone: pre-training on the very scan being segmented)."""
+    shape = {k: row.get(k, PRETRAIN[k]) for k in ("size", "base_channels", "levels")}
+    spec = {"method": "gcl", "seed": seed, **PRETRAIN, **shape, **row.pretrain_overrides, "pool": pool}
     key = "pt_" + _key(spec)
     return {"kind": "pretrain", "key": key, "spec": spec, "out": str(run_dir / "pretrain" / key),
             "cache": str(run_dir / "slice_cache")}
@@ -101,8 +111,18 @@ def run_pretrain(job: dict) -> dict:
     from gcl_engine import api
 
     s = dict(job["spec"])
+    pool = s.pop("pool")
+    folder = BENCH_DATA / "volumes"
+    if pool != "all":
+        from fewshot.tasks import load_task
+
+        folder = Path(job["out"]) / "pool"
+        folder.mkdir(parents=True, exist_ok=True)
+        image = Path(load_task(pool).image)
+        if not (folder / image.name).exists():
+            (folder / image.name).symlink_to(image)
     cfg = api.PretrainConfig(
-        folder=str(BENCH_DATA / "volumes"), out=job["out"], cache=job["cache"], method=s.pop("method"),
+        folder=str(folder), out=job["out"], cache=job["cache"], method=s.pop("method"),
         steps=s.pop("steps"), seed=s.pop("seed"), threads=1, device="cpu", checkpoint_every=10_000,
         preprocess=api.PreprocessConfig(size=s.pop("size")),
         model=api.ModelConfig(base_channels=s.pop("base_channels"), levels=s.pop("levels")), **s)
@@ -153,14 +173,15 @@ def plan(args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, dict], dict
     for row_text in args.rows:
         row = parse_row(row_text)
         for seed in args.seeds:
-            pt_key = None
-            if row.get("pretrain"):
-                job = pretrain_job(seed, run_dir, row.pretrain_overrides)
-                pretrains[job["key"]] = job
-                pt_key = job["key"]
             for task in args.tasks:
+                pt_key = None
+                if row.get("pretrain"):
+                    pool = task if row.get("pool") == "target" else "all"
+                    job = pretrain_job(seed, run_dir, row, pool)
+                    pretrains[job["key"]] = job
+                    pt_key = job["key"]
                 ident = {"row": row.settings, "task": task, "seed": seed, "rounds": args.rounds, "pretrain": pt_key,
-                         "engine": _engine_commit()}
+                         "engine": _engine_commit(row.get("kind"))}
                 key = "curve_" + _key(ident)
                 curves[key] = {"kind": "curve", "key": key, "row": row_text, "task": task, "seed": seed,
                                "rounds": args.rounds, "pretrain_key": pt_key, "work_dir": str(run_dir / "work" / key)}
@@ -203,8 +224,24 @@ def execute(pretrains: dict, curves: dict, records: Records, workers: int) -> No
                       f"({rec['wall_s']} s)", flush=True)
 
 
+def expand_variants(recs: list[dict], rows: list[str]) -> tuple[list[dict], list[str]]:
+    """Prediction-time variants of a row's rounds as rows of their own, named ``row~variant``."""
+    out, names = list(recs), list(rows)
+    for rec in recs:
+        variant_names = sorted({v for rd in rec["rounds"] for v in rd.get("variants", {})})
+        for v in variant_names:
+            rounds = [{**{k: x for k, x in rd.items() if k != "variants"}, **rd["variants"][v]}
+                      for rd in rec["rounds"] if v in rd.get("variants", {})]
+            name = f"{rec['row']}~{v}"
+            out.append({**rec, "row": name, "rounds": rounds})
+            if name not in names:
+                names.insert(names.index(rec["row"]) + 1 + sum(n.startswith(rec["row"] + "~") for n in names), name)
+    return out, names
+
+
 def report(args, pretrains: dict, curves: dict, records: Records) -> None:
-    recs = [records.by_key[k] for k in curves if k in records.by_key]
+    recs, rows = expand_variants([records.by_key[k] for k in curves if k in records.by_key], args.rows)
+    args.rows = rows
     c = Curves(recs, args.rows, args.tasks, args.rounds)
     name = "annotation_curve" + (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick else "")
     rep = Report(name, "Dice per painted slice (simulated annotator)", argparse.Namespace(

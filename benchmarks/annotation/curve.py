@@ -62,6 +62,16 @@ def per_slice_dice(pred: np.ndarray, ref: np.ndarray, classes: list[int], held: 
     return rows
 
 
+def score(pred: np.ndarray, ref: np.ndarray, held: list[int], painted: list[int], classes: list[int],
+          small: list[int], names: tuple[str, ...]) -> dict:
+    d = dice_per_class(pred[held], ref[held], classes)
+    return {"dice": {names[c]: round(v, 5) for c, v in d.items()},
+            "mean": float(np.mean(list(d.values()))) if d else float("nan"),
+            "small": float(np.mean([d[c] for c in small if c in d])) if any(c in d for c in small) else float("nan"),
+            "slice_mean": slice_dice(pred[held], ref[held], classes),
+            "per_slice": per_slice_dice(pred, ref, classes, held, painted)}
+
+
 def annotations_for(reference: np.ndarray, painted: list[int], paint: str, unknown: int, share: float,
                     seed: int, cache: dict[int, np.ndarray]) -> np.ndarray:
     """The label stack the user has made so far: painted slices copied (or scribbled) from the reference."""
@@ -107,19 +117,21 @@ def run_curve(job: dict) -> dict:
         annotations = annotations_for(ref, painted, paint, api.UNKNOWN_LABEL, share, seed, scribbles)
         t0 = time.perf_counter()
         pred, timing = user.update(annotations, sorted(painted), unknown)
-        wall = time.perf_counter() - t0 + suggest_s
+        variants = timing.pop("variants", {})
+        elapsed = time.perf_counter() - t0
+        if "finetune_s" in timing:  # what the user waits for: fine-tune + the main prediction (not the variants)
+            elapsed = timing["finetune_s"] + timing["predict_s"]
+        wall = elapsed + suggest_s
         held = [k for k in range(ref.shape[0]) if k not in painted]
-        d = dice_per_class(pred[held], ref[held], classes)
-        names = {task.class_names[c]: round(v, 5) for c, v in d.items()}
         coverage = (float(np.mean([(scribbles[k] != api.UNKNOWN_LABEL).mean() for k in painted]))
                     if paint == "scribble" else 1.0)
-        rounds.append({
-            "round": r, "new_slice": int(nxt), "painted": sorted(painted), "dice": names,
-            "mean": float(np.mean(list(d.values()))) if d else float("nan"),
-            "small": float(np.mean([d[c] for c in small if c in d])) if any(c in d for c in small) else float("nan"),
-            "slice_mean": slice_dice(pred[held], ref[held], classes), "wall_s": round(wall, 2),
-            "suggest_s": round(suggest_s, 2), "painted_share": round(coverage, 4),
-            "per_slice": per_slice_dice(pred, ref, classes, held, painted), **timing})
+        record = score(pred, ref, held, painted, classes, small, task.class_names)
+        record.update({"round": r, "new_slice": int(nxt), "painted": sorted(painted), "wall_s": round(wall, 2),
+                       "suggest_s": round(suggest_s, 2), "painted_share": round(coverage, 4), **timing})
+        if variants:  # other predictions of the same model (prediction-time settings): scored alike
+            record["variants"] = {name: score(p, ref, held, painted, classes, small, task.class_names)
+                                  for name, p in variants.items()}
+        rounds.append(record)
     shutil.rmtree(work, ignore_errors=True)
     return {"kind": "curve", "key": job["key"], "row": job["row"], "task": job["task"], "seed": seed,
             "rounds": rounds}

@@ -75,16 +75,19 @@ class UNetUser:
         result = api.finetune(cfg, labels_array=annotations)
         finetune_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        seg = api.Segmenter.load(result.model_path, PredictConfig(device="cpu", backend="torch",
-                                                                  **self._predict_overrides()))
         painted_labels = api.PaintedLabels(annotations, unknown, tuple(painted))
-        prediction = seg.predict(self.image, painted=painted_labels)
-        predict_s = time.perf_counter() - t1
+        predictions = {}
+        for name, overrides in [("", self._predict_overrides()), *self.row.variants.items()]:
+            seg = api.Segmenter.load(result.model_path, PredictConfig(device="cpu", backend="torch", **overrides))
+            predictions[name] = seg.predict(self.image, painted=painted_labels).labels.astype(np.int64)
+            if name == "":
+                predict_s = time.perf_counter() - t1
         if self.model:
             Path(self.model).unlink(missing_ok=True)
         self.model = result.model_path
-        return prediction.labels.astype(np.int64), {"finetune_s": round(finetune_s, 2),
-                                                    "predict_s": round(predict_s, 2)}
+        main = predictions.pop("")
+        timing = {"finetune_s": round(finetune_s, 2), "predict_s": round(predict_s, 2)}
+        return main, {**timing, "variants": predictions} if predictions else timing
 
     def _predict_overrides(self) -> dict:
         return {k[3:]: v for k, v in self.row.settings.items() if k.startswith("pr.")}

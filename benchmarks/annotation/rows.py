@@ -25,6 +25,18 @@ BASE_ROWS: dict[str, dict[str, Any]] = {
 }
 
 
+# Prediction-time settings scored on the same model as the row's own prediction (``variants=fuse6+tta``)
+PREDICT_VARIANTS: dict[str, dict[str, Any]] = {
+    "fuse3": {"interpolation_reach_mm": 3.0},
+    "fuse6": {"interpolation_reach_mm": 6.0},
+    "fuse12": {"interpolation_reach_mm": 12.0},
+    "fuse24": {"interpolation_reach_mm": 24.0},
+    "fuse48": {"interpolation_reach_mm": 48.0},
+    "tta": {"tta_shift": 2},
+    "fuse12tta": {"interpolation_reach_mm": 12.0, "tta_shift": 2},
+}
+
+
 @dataclass(frozen=True)
 class Row:
     name: str
@@ -32,6 +44,14 @@ class Row:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        names = [n for n in str(self.settings.get("variants", "")).split("+") if n]
+        unknown = [n for n in names if n not in PREDICT_VARIANTS]
+        if unknown:
+            raise SystemExit(f"unknown prediction variant(s) {unknown}; choose from {', '.join(PREDICT_VARIANTS)}")
+        return {n: PREDICT_VARIANTS[n] for n in names}
 
     @property
     def finetune_overrides(self) -> dict[str, Any]:
