@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json, from_saved_json
-from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout
+from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout, with_context
 from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
@@ -103,8 +103,9 @@ class Segmenter:
             raise InputError(path, "an ONNX model not exported by GCL Studio (no preprocessing metadata)")
         pre = from_saved_json(PreprocessConfig, meta["gcl_preprocess"])
         shape = backend.session.get_inputs()[0].shape
-        if len(shape) != 4 or shape[1] not in (1, "channels"):
-            raise InputError(path, f"unexpected model input shape {shape}: expected (batch, 1, H, W)")
+        if len(shape) != 4 or shape[1] not in (pre.input_channels, "channels"):
+            raise InputError(path, f"unexpected model input shape {shape}: expected "
+                                   f"(batch, {pre.input_channels}, H, W)")
         return cls(backend, json.loads(meta["gcl_class_names"]), pre, cfg)
 
     @property
@@ -116,22 +117,24 @@ class Segmenter:
             raise InputError(volume.meta.source, f"expected a 3D volume, got shape {volume.array.shape}")
 
     def network_inputs(self, volume: Volume) -> tuple[np.ndarray, SliceLayout]:
-        """(n, size, size) normalised slices as the network sees them, and how to map outputs back."""
+        """(n, C, size, size) network inputs (normalised slices, with their neighbours as channels in 2.5D),
+        and how to map outputs back."""
         self._check(volume)
         g = volume.geometry
-        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, g.direction,
-                                       g.spacing).numpy()
-        return slices, slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
+        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, g.direction, g.spacing)
+        inputs = with_context(slices, self.preprocess.context_slices).numpy()
+        return inputs, slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
 
     def softmax_batches(self, slices: np.ndarray, cancel: CancelToken | None = None,
                         on_event: EventSink | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-        """(first slice index, (b, K, size, size) probabilities) per batch, at the network's resolution;
+        """(first slice index, (b, K, size, size) probabilities) per batch of (n, C, size, size) inputs, at the
+        network's resolution;
         averaged over shifted copies of the input when ``config.tta_shift`` is set."""
         n, bs = slices.shape[0], self.config.batch_size
         for i in range(0, n, bs):
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
-            batch = np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32)
+            batch = np.ascontiguousarray(slices[i:i + bs], dtype=np.float32)
             yield i, self._softmax(batch)
             emit(on_event, Progress("predict", min(i + bs, n), n))
 

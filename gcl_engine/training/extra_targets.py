@@ -47,18 +47,19 @@ class ExtraTargets:
 @torch.no_grad()
 def model_pseudo_labels(model: torch.nn.Module, slices: torch.Tensor, unpainted: list[int], threshold: float,
                         batch_size: int = 16) -> torch.Tensor:
-    """(len(unpainted), S, S) argmax labels where the model is confident, IGNORE_INDEX elsewhere."""
+    """(len(unpainted), S, S) argmax labels where the model is confident, IGNORE_INDEX elsewhere;
+    ``slices``: the network inputs (n, C, S, S)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(unpainted), batch_size):
-        x = slices[unpainted[i:i + batch_size]].unsqueeze(1).to(device)
+        x = slices[unpainted[i:i + batch_size]].to(device)  # (b, C, S, S)
         prob = torch.softmax(model(x).float(), 1).cpu()
         top, label = prob.max(1)
         out.append(torch.where(top >= threshold, label, torch.full_like(label, IGNORE_INDEX)))
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros((0, *slices.shape[1:]), dtype=torch.long)
+    return torch.cat(out) if out else torch.zeros((0, *slices.shape[2:]), dtype=torch.long)
 
 
 def interpolation_targets(cfg: FinetuneConfig, labels_array: np.ndarray, painted: list[int], direction, spacing

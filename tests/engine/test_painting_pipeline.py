@@ -136,7 +136,7 @@ def test_test_time_shifts_average_five_shifted_predictions(scan, model):
     plain = api.Segmenter.load(model, api.PredictConfig(device="cpu"))
     shifted = api.Segmenter.load(model, api.PredictConfig(device="cpu", tta_shift=2))
     slices, _ = plain.network_inputs(image)
-    batch = np.ascontiguousarray(slices[:2, None])
+    batch = np.ascontiguousarray(slices[:2])
     manual = sum(torch.softmax(plain.backend.logits(np.ascontiguousarray(np.roll(batch, s, axis=(2, 3)))), 1)
                  .roll((-s[0], -s[1]), dims=(2, 3)) for s in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))) / 5
     _, got = next(shifted.softmax_batches(slices[:2]))
