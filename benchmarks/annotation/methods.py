@@ -60,7 +60,8 @@ class UNetUser:
         self.image_path, self.pretrained = image_path, pretrained
         self.model: str | None = None
         self.round = 0
-        self.preprocess = PreprocessConfig(size=int(row.get("size", 64)), field_of_view_mm=row.get("fov"))
+        self.preprocess = PreprocessConfig(size=int(row.get("size", 64)), field_of_view_mm=row.get("fov"),
+                                           context_slices=int(row.get("context", 0)))
         self.net = ModelConfig(base_channels=int(row.get("base_channels", 8)), levels=int(row.get("levels", 4)))
 
     def update(self, annotations: np.ndarray, painted: list[int], unknown: int | None) -> tuple[np.ndarray, dict]:
