@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gcl_engine.config import FinetuneConfig
-from gcl_engine.data.interpolation import interpolate_between
+from gcl_engine.data.interpolation import in_plane_mm, interpolate_between
 from gcl_engine.data.preprocessing import prepare_label_slices, slices_along
 from gcl_engine.losses import IGNORE_INDEX
 
@@ -69,9 +69,7 @@ def interpolation_targets(cfg: FinetuneConfig, labels_array: np.ndarray, painted
         return [], torch.zeros(0), np.zeros(0)
     axis = cfg.preprocess.axis
     stack = slices_along(labels_array, axis)
-    rows_axis, cols_axis = (a for a in range(3) if a != axis)
-    pixel_mm = (float(spacing[2 - rows_axis]), float(spacing[2 - cols_axis]))
-    interp = interpolate_between(stack, painted, "sdf", cfg.unknown_value, pixel_mm)
+    interp = interpolate_between(stack, painted, "sdf", cfg.unknown_value, in_plane_mm(spacing, axis))
     inside = [k for k in range(painted[0] + 1, painted[-1]) if k not in set(painted)]
     if not inside:
         return [], torch.zeros(0), np.zeros(0)

@@ -192,3 +192,17 @@ def test_cli_finetune_with_unknown_value_and_suggest(scan, tmp_path, capsys):
     assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
     assert main(["suggest", "--model", str(out), "--image", str(scan[0]), "--labels", str(path)]) == 0
     assert "paint next" in capsys.readouterr().out
+
+
+def test_uncertainty_is_per_voxel_entropy_and_zero_on_painted_voxels(scan, model):
+    image, lab = api.load_volume(scan[0]), scan[2]
+    painted = np.zeros_like(lab)
+    painted[8] = lab[8]
+    seg = api.Segmenter.load(model, api.PredictConfig(device="cpu"))
+    pred = seg.predict(image, keep_probabilities=True, keep_uncertainty=True, painted=api.PaintedLabels(painted))
+    p = pred.probabilities.astype(np.float64)
+    entropy = -(p * np.log(np.clip(p, 1e-8, None))).sum(0) / np.log(3)
+    held = [k for k in range(lab.shape[0]) if k != 8]
+    assert pred.uncertainty.shape == image.array.shape and pred.uncertainty.dtype == np.float16
+    assert np.allclose(pred.uncertainty[held], entropy[held], atol=2e-2)
+    assert not pred.uncertainty[8].any() and 0 < pred.uncertainty.max() <= 1
