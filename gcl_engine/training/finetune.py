@@ -32,8 +32,8 @@ from gcl_engine.models import build_unet
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, seed_everything, select_device
 from gcl_engine.training.checkpoint import load_checkpoint, save_checkpoint
 from gcl_engine.training.extra_targets import build_extra_targets
-from gcl_engine.training.heldout import heldout_score
 from gcl_engine.training.finetune_data import AnnotatedSlices, SegmentationAugment, load_annotated
+from gcl_engine.training.heldout import heldout_score
 from gcl_engine.training.schedules import one_cycle, set_lr
 
 SEGMENTER_FORMAT = "gcl-segmenter"
