@@ -36,7 +36,7 @@ from annotation.report import METRICS, Curves, per_class_table, plot, targets_ta
 from annotation.rows import BASE_ROWS, parse_row  # noqa: E402
 from common import RESULTS, Report, be_nice  # noqa: E402
 
-DEFAULT_ROWS = ("interp_mci,interp_sdf,forest,unet_scratch,unet_gcl,recipe,recipe_scribbles")
+DEFAULT_ROWS = "interp_mci,interp_sdf,forest,unet_scratch,unet_recipe_net,unet_gcl,recipe,recipe_scribbles"
 DEFAULT_TASKS = "ct_sm,mr_sm,itk_kmeans,icbm"
 # the GUI's "quick (CPU)" pre-training preset; size, width and depth follow the row's network
 PRETRAIN = {"steps": 150, "size": 64, "base_channels": 8, "levels": 4}
