@@ -10,6 +10,7 @@ layer with its class names.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,6 +40,8 @@ def read_scans(path: str | Sequence[str]) -> list[LayerDataTuple]:
 def read_scan(path: str | os.PathLike) -> LayerDataTuple:
     """One layer per scan: labels (integer pixels and a names sidecar) or image."""
     volume = api.load_volume(path)
+    for note in volume.meta.notes:  # NaN voxels replaced, a sheared grid: napari shows it as a notification
+        warnings.warn(note, UserWarning, stacklevel=2)
     names = read_label_names(path)
     if names is not None and np.issubdtype(volume.array.dtype, np.integer):
         return labels_layer_data(volume.array, volume, names, name=volume.meta.volume_id)

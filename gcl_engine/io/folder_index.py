@@ -29,8 +29,11 @@ __all__ = ["NOT_IMAGE", "NO_DICOM_IMAGE", "SkippedFile", "VolumeSource", "discov
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file (or a DICOM folder's broken series: ``files`` lists its files) that is not used, and why."""
+
     path: str
     reason: str
+    files: tuple[str, ...] = ()
 
 
 def _check_folder(folder: str | os.PathLike) -> Path:
@@ -122,9 +125,6 @@ def _classify(path: str, seen_files: set[str], named: bool = False) -> VolumeSou
     if real in seen_files:
         return SkippedFile(path, "link to a file that was already found")
     seen_files.add(real)
-    reason = formats.not_a_volume(path)
-    if reason is not None:
-        return SkippedFile(path, reason)
     fmt = formats.format_of(path)
     if fmt is formats.DICOM:
         return "dicom"
@@ -152,6 +152,6 @@ def _add_dicom_series(
         try:
             dicom.check_series(group, where)
         except InputError as exc:
-            skipped.append(SkippedFile(where, exc.reason))
+            skipped.append(SkippedFile(where, exc.reason, tuple(h.path for h in group) if len(group) > 1 else ()))
             continue
         sources.append(VolumeSource(group[0].path if single else folder, "dicom", tuple(h.path for h in group)))

@@ -132,12 +132,14 @@ def format_of(path: str | os.PathLike) -> ScanFormat | None:
 
 
 def source_kind(fmt: ScanFormat | None) -> str:
-    """What a scan record calls its source: 'nifti', 'nrrd', 'mha', 'dicom', 'nibabel' or 'other'."""
+    """What a scan record calls its source: 'nifti', 'nrrd', 'mha', 'minc', 'dicom', 'nibabel' or 'other'."""
     if fmt is None:
         return "other"
     if fmt.reader == "nibabel":
         return "nibabel"
-    return {"NIfTI": "nifti", "NRRD": "nrrd", "MetaImage": "mha", "DICOM": "dicom"}.get(fmt.name, "other")
+    kinds = {"NIfTI": "nifti", "NIfTI/Analyze pair": "nifti", "NRRD": "nrrd", "MetaImage": "mha", "MINC": "minc",
+             "DICOM": "dicom"}
+    return kinds.get(fmt.name, "other")
 
 
 def not_a_volume(path: str | os.PathLike) -> str | None:

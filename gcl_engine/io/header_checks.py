@@ -72,6 +72,9 @@ def read_image_info(path: str | os.PathLike) -> ImageInfo:
     """Header of an image file: SimpleITK's ``ReadImageInformation`` or nibabel's header (no pixels read)."""
     p = Path(path)
     check_file_basics(p)
+    not_a_volume = formats.not_a_volume(p)
+    if not_a_volume is not None:
+        raise InputError(p, not_a_volume)
     fmt = formats.format_of(p)
     if fmt is not None and fmt.reader == "nibabel":
         from gcl_engine.io.nibabel_io import read_info

@@ -59,9 +59,11 @@ def clean_line(text: str, path: str | os.PathLike | None = None) -> str:
 
 
 def _log_text(level: int, text: str) -> None:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _SOURCE_LINE.match(ln.strip())]
-    for line in lines:
-        LOG.log(level, "%s", _ADDRESS.sub("", line))
+    """One log record per message, without ITK's source-line headers and object addresses."""
+    lines = [_ADDRESS.sub("", ln.strip()) for ln in text.splitlines()
+             if ln.strip() and not _SOURCE_LINE.match(ln.strip())]
+    if lines:
+        LOG.log(level, "%s", "\n".join(lines))
 
 
 def install_itk_logger() -> None:
@@ -125,7 +127,7 @@ def native_output_to_log() -> Iterator[None]:
             text = capture.read().decode("utf-8", "replace")
             capture.close()
             if text.strip():
-                _log_text(logging.WARNING, text)
+                _log_text(logging.INFO, text)  # libraries' own diagnostics: detail for a bug report
         with _lock:
             _depth -= 1
 

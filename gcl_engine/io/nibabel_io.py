@@ -23,10 +23,11 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 SHEAR_TOLERANCE = 1e-4
 
 
-def _load(path: Path, fmt: formats.ScanFormat | None):
+def open_image(path: Path, fmt: formats.ScanFormat | None = None):
     """nibabel's image object (pixels not read yet), or an InputError in plain words."""
     import nibabel as nib
 
+    fmt = fmt or formats.format_of(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -46,31 +47,45 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _spatial_image(path: Path, fmt: formats.ScanFormat | None):
-    image = _load(path, fmt)
+    image = open_image(path, fmt)
     if getattr(image, "affine", None) is None or not hasattr(image, "dataobj"):
         kind = type(image).__name__.replace("Image", "")
         raise InputError(path, f"{kind} data, not a scan on a voxel grid")
     return image
 
 
-def _shape(image) -> tuple[int, ...]:
-    """The image's shape with the time axis last and singleton axes past the third dropped."""
+def _time_first(image) -> bool:
+    """MINC stores the time axis first (slowest); every other format here puts it last."""
     import nibabel as nib
 
+    return len(image.shape) > 3 and isinstance(image, nib.minc1.Minc1Image)  # Minc2Image derives from it
+
+
+def _shape(image) -> tuple[int, ...]:
+    """The image's shape with the time axis last and singleton axes past the third dropped."""
     shape = tuple(int(s) for s in image.shape)
-    if len(shape) > 3 and not nib.imageclasses.spatial_axes_first(image):
+    if _time_first(image):
         shape = shape[1:] + shape[:1]
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     return shape
 
 
+def _data_dtype(image) -> np.dtype:
+    try:
+        return np.dtype(image.get_data_dtype())
+    except TypeError:  # ECAT: per frame
+        return np.dtype(image.get_data_dtype(0))
+
+
 def read_info(path: Path, fmt: formats.ScanFormat | None = None) -> ImageInfo:
     """Header facts of a nibabel-read file, in the form SimpleITK's header checks take."""
     image = _spatial_image(path, fmt)
-    dtype = image.get_data_dtype()
-    shape = _shape(image)
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    try:
+        dtype, shape = _data_dtype(image), _shape(image)
+        zooms = tuple(float(z) for z in np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0))
+    except Exception as exc:  # a header nibabel opened but cannot describe: a plain reason, never a traceback
+        raise InputError(path, f"cannot be read ({_first_line(exc)})") from None
     components = len(dtype.names) if dtype.names else 1
     kind = "complex" if dtype.kind == "c" else ("float" if dtype.kind == "f" else "integer")
     return ImageInfo(str(path), len(shape), shape, zooms, f"{dtype.itemsize * 8}-bit {kind}", components,
@@ -79,8 +94,6 @@ def read_info(path: Path, fmt: formats.ScanFormat | None = None) -> ImageInfo:
 
 def read_volumes(path: Path, fmt: formats.ScanFormat | None = None) -> tuple[list[np.ndarray], Geometry, list[str]]:
     """Every time point's (k, j, i) array, the shared geometry, and notes (a sheared grid)."""
-    import nibabel as nib
-
     image = _spatial_image(path, fmt)
     try:
         with warnings.catch_warnings():
@@ -88,10 +101,10 @@ def read_volumes(path: Path, fmt: formats.ScanFormat | None = None) -> tuple[lis
             data = np.asanyarray(image.dataobj)
     except Exception as exc:  # truncated data files, unsupported codings
         raise InputError(path, f"cannot read its pixel data ({_first_line(exc)})") from None
-    if data.ndim > 3 and not nib.imageclasses.spatial_axes_first(image):
+    if _time_first(image):
         data = np.moveaxis(data, 0, -1)
     data = data.reshape(_shape(image))
-    if data.dtype == np.float64 and image.get_data_dtype().itemsize <= 4:
+    if data.dtype == np.float64 and _data_dtype(image).itemsize <= 4:
         data = data.astype(np.float32)  # scaled small integers: float32 holds them, as SimpleITK would give
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
     geometry, notes = geometry_from_affine(np.asarray(image.affine, dtype=float), path)

@@ -38,7 +38,7 @@ class VolumeSource:
     """
 
     path: str
-    kind: str  # 'nifti' | 'nrrd' | 'mha' | 'dicom' | 'nibabel' | 'other'
+    kind: str  # 'nifti' | 'nrrd' | 'mha' | 'minc' | 'dicom' | 'nibabel' | 'other'
     files: tuple[str, ...] = ()
 
 
