@@ -55,10 +55,16 @@ from gcl_engine.run_layout import (
 from gcl_engine.runtime import CancelToken, DeviceInfo, FileCancelToken, configure_cpu_threads, describe_devices
 
 if TYPE_CHECKING:
+    from gcl_engine.data.interpolation import METHODS as INTERPOLATION_METHODS
+    from gcl_engine.data.interpolation import interpolate_between as interpolate_slices
+    from gcl_engine.data.interpolation import interpolate_volume
+    from gcl_engine.data.painted import UNKNOWN_LABEL, painted_slices
     from gcl_engine.data.scan import ScanResult, VolumeRecord
     from gcl_engine.export.onnx import OnnxExportReport, export_onnx
     from gcl_engine.inference.folder import FolderPrediction, PredictedMask, predict_folder
+    from gcl_engine.inference.fusion import PaintedLabels
     from gcl_engine.inference.segmenter import Prediction, Segmenter
+    from gcl_engine.inference.suggest import SliceScore, rank_slices
     from gcl_engine.io.folder_index import SkippedFile
     from gcl_engine.io.label_names import LabelNames, read_label_names
     from gcl_engine.io.loading import load_volume
@@ -67,12 +73,19 @@ if TYPE_CHECKING:
     from gcl_engine.training.finetune import FinetuneResult, finetune
     from gcl_engine.training.pretrain import PretrainResult, pretrain
 
+# name -> "module" (same name there) or "module:name there"
 _LAZY: dict[str, str] = {
+    "INTERPOLATION_METHODS": "gcl_engine.data.interpolation:METHODS",
+    "interpolate_slices": "gcl_engine.data.interpolation:interpolate_between",
+    "interpolate_volume": "gcl_engine.data.interpolation",
+    "UNKNOWN_LABEL": "gcl_engine.data.painted", "painted_slices": "gcl_engine.data.painted",
     "ScanResult": "gcl_engine.data.scan", "VolumeRecord": "gcl_engine.data.scan",
     "OnnxExportReport": "gcl_engine.export.onnx", "export_onnx": "gcl_engine.export.onnx",
     "FolderPrediction": "gcl_engine.inference.folder", "PredictedMask": "gcl_engine.inference.folder",
     "predict_folder": "gcl_engine.inference.folder",
+    "PaintedLabels": "gcl_engine.inference.fusion",
     "Prediction": "gcl_engine.inference.segmenter", "Segmenter": "gcl_engine.inference.segmenter",
+    "SliceScore": "gcl_engine.inference.suggest", "rank_slices": "gcl_engine.inference.suggest",
     "SkippedFile": "gcl_engine.io.folder_index",
     "LabelNames": "gcl_engine.io.label_names", "read_label_names": "gcl_engine.io.label_names",
     "load_volume": "gcl_engine.io.loading",
@@ -83,6 +96,8 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "INTERPOLATION_METHODS", "PaintedLabels", "SliceScore", "UNKNOWN_LABEL", "interpolate_slices",
+    "interpolate_volume", "painted_slices", "rank_slices",
     "METHODS", "MODEL_SUFFIX", "ONNX_SUFFIX", "SCAN_SUFFIXES", "Cancelled", "CancelToken", "CheckpointError",
     "CheckpointSaved", "ConfigError", "DeviceInfo", "Event", "EventSink", "FileCancelToken", "FinetuneConfig",
     "FinetuneResult", "Finished", "FolderPrediction", "GCLError", "Geometry", "InputError", "LabelNames", "Log",
@@ -98,10 +113,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """Load a heavy name's module on first use and keep the name here (later lookups cost nothing)."""
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 

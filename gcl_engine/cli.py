@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from gcl_engine import api
+from gcl_engine import api, cli_painting
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--class-names", help="comma-separated, background first")
     f.add_argument("--out", help="model file (.pt)")
     f.add_argument("--preview-slices", help="emit Preview events for these slices")
+    f.add_argument("--unknown-value", type=int,
+                   help=f"label value of unpainted voxels (scribbles; GCL Studio writes {api.UNKNOWN_LABEL}): "
+                        "never seen by the loss. Default: unpainted voxels of a painted slice are background")
     _add_job_options(f)
     r = sub.add_parser("predict", help="segment a volume or a folder, write NIfTI masks")
     r.add_argument("--model", required=True, help="fine-tuned .pt or exported .onnx")
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--largest-component", action="store_true")
     r.add_argument("--threads", type=int, help="CPU threads (default: the libraries' choice)")
+    cli_painting.add_parsers(sub)
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
@@ -120,7 +124,7 @@ def pretrain_config(args: argparse.Namespace) -> api.PretrainConfig:
 def finetune_config(args: argparse.Namespace) -> api.FinetuneConfig:
     cfg = api.load_json(api.FinetuneConfig, args.config) if args.config else api.FinetuneConfig()
     fields = _overrides(args, ["image", "labels", "pretrained", "init_model", "out", "device", "steps", "seed",
-                               "threads"])
+                               "threads", "unknown_value"])
     if args.slices:
         fields["slices"] = _csv_ints(args.slices)
     if args.preview_slices:
@@ -217,7 +221,7 @@ def run_export(args) -> int:
 
 
 COMMANDS = {"scan": run_scan, "pretrain": run_pretrain, "finetune": run_finetune, "predict": run_predict,
-            "export-onnx": run_export}
+            "export-onnx": run_export, **cli_painting.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
