@@ -133,3 +133,4 @@ def native_output_to_log() -> Iterator[None]:
 
 
 logging.getLogger("gcl_engine").addHandler(logging.NullHandler())
+install_itk_logger()  # at import: every module that reads through SimpleITK imports this one first
