@@ -65,6 +65,8 @@ def main() -> None:
 
     _count_pixel_reads()
     folder = SAMPLE_DATA / "scans"
+    report = Report("sample_scan", "Sample folder: the window's scan, then the training child's",
+                    args, {"repeats": args.repeats, "size": args.size, "folder": str(folder)})
     pre = api.PreprocessConfig(size=args.size)
     api.scan_folder(folder)  # imports and the page cache warmed once, outside the timings
     rows, raw = [], {"separate": [], "shared": []}
@@ -86,8 +88,7 @@ def main() -> None:
         runs = raw[mode]
         window, child = median([r["window_s"] for r in runs]), median([r["child_s"] for r in runs])
         rows.append([label, window, child, window + child, runs[0]["window_reads"], runs[0]["child_reads"]])
-    report = Report("sample_scan", "Sample folder: the window's scan, then the training child's",
-                    args, {"repeats": args.repeats, "size": args.size, "folder": str(folder), "volumes": volumes})
+    report.meta["config"]["volumes"] = volumes
     report.add(f"`{folder.relative_to(SAMPLE_DATA.parent.parent)}`: {volumes} volumes; median of {args.repeats} "
                f"repeats, fresh cache each; image size {args.size} (the quick preset).\n")
     report.add(markdown_table(["path", "window s", "child s", "total s", "pixel reads (window)",
