@@ -34,6 +34,7 @@ from gcl_engine.run_layout import PRETRAIN_FORMAT, SEGMENTER_FORMAT
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, seed_everything, select_device
 from gcl_engine.training.extra_targets import build_extra_targets
 from gcl_engine.training.finetune_data import AnnotatedSlices, SegmentationAugment, load_annotated
+from gcl_engine.training.heldout import heldout_score
 from gcl_engine.training.schedules import one_cycle, set_lr
 
 
@@ -75,6 +76,7 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
                                 start_state is not None and start_state["format"] == SEGMENTER_FORMAT,
                                 g.direction, g.spacing)
     extra_batch = max(1, cfg.batch_size // 2)
+    history = _heldout_history(start_state, model, inputs, data, cfg, on_event)
     status, step, loss_value, first_preview = "completed", 0, float("nan"), None
     model.train()
     while step < cfg.steps:
@@ -102,7 +104,7 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
         if cfg.preview_slices and (step % cfg.preview_every == 0 or step == cfg.steps):
             _emit_preview(model, data, inputs, cfg, step, on_event)
             first_preview = first_preview or time.perf_counter() - t0
-    path = save_segmenter(model, cfg, data, prior_steps + step)
+    path = save_segmenter(model, cfg, data, prior_steps + step, history)
     emit(on_event, Finished("finetune", status, {"model": str(path), "steps": step}))
     return FinetuneResult(str(path), step, status, data.annotated, data.class_names, loss_value, first_preview)
 
@@ -175,7 +177,23 @@ def _emit_preview(model, data: AnnotatedSlices, inputs: torch.Tensor, cfg: Finet
     emit(on_event, Preview(step, wanted, [m.numpy().astype(np.uint16) for m in masks]))
 
 
-def save_segmenter(model, cfg: FinetuneConfig, data: AnnotatedSlices, steps: int) -> Path:
+def _heldout_history(start_state: dict | None, model, inputs, data: AnnotatedSlices, cfg: FinetuneConfig,
+                     on_event) -> list[dict]:
+    """The starting model's held-out scores so far, plus its score on the slices painted since it was saved."""
+    if start_state is None or start_state["format"] != SEGMENTER_FORMAT:
+        return []
+    history = list(start_state.get("heldout", []))
+    seen = set(start_state.get("annotated_slices", []))
+    entry = heldout_score(model, inputs, data.layout, data.source_labels, cfg.preprocess.axis,
+                          [k for k in data.annotated if k not in seen], cfg.unknown_value)
+    if entry is not None:
+        history.append({**entry, "painted_before": len(seen)})
+        emit(on_event, Metric("finetune", 0, {"heldout_dice": entry["dice"], "heldout_slices": len(entry["slices"])}))
+    return history
+
+
+def save_segmenter(model, cfg: FinetuneConfig, data: AnnotatedSlices, steps: int,
+                   heldout: list[dict] | None = None) -> Path:
     if not cfg.out:
         raise InputError(None, "no output path for the model (--out)")
     payload = {
@@ -189,6 +207,7 @@ def save_segmenter(model, cfg: FinetuneConfig, data: AnnotatedSlices, steps: int
         "annotated_slices": list(data.annotated),
         "steps": steps,
         "pretrained": Path(cfg.pretrained).name if cfg.pretrained else "",
+        "heldout": list(heldout or []),  # the model before each fine-tune, scored on the slices painted since
     }
     return save_checkpoint(payload, cfg.out)
 

@@ -206,3 +206,16 @@ def test_uncertainty_is_per_voxel_entropy_and_zero_on_painted_voxels(scan, model
     assert pred.uncertainty.shape == image.array.shape and pred.uncertainty.dtype == np.float16
     assert np.allclose(pred.uncertainty[held], entropy[held], atol=2e-2)
     assert not pred.uncertainty[8].any() and 0 < pred.uncertainty.max() <= 1
+
+
+def test_a_continued_fine_tune_scores_the_previous_model_on_the_newly_painted_slices(scan, tmp_path):
+    first = api.finetune(cfg_for(scan, tmp_path / "a.pt", slices=(3, 8), steps=10))
+    events = []
+    second = api.finetune(cfg_for(scan, tmp_path / "b.pt", slices=(3, 8, 12), init_model=first.model_path),
+                          on_event=events.append)
+    scores = [e.values for e in events if isinstance(e, api.Metric) and "heldout_dice" in e.values]
+    assert len(scores) == 1 and 0.0 <= scores[0]["heldout_dice"] <= 1.0 and scores[0]["heldout_slices"] == 1
+    history = load_checkpoint(second.model_path)["heldout"]
+    assert history == [{"slices": [12], "dice": scores[0]["heldout_dice"], "painted_before": 2}]
+    third = api.finetune(cfg_for(scan, tmp_path / "c.pt", slices=(3, 8, 12), init_model=second.model_path))
+    assert load_checkpoint(third.model_path)["heldout"] == history  # nothing new painted: nothing new scored
