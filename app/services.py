@@ -115,14 +115,15 @@ class JobRunner(QObject):
         return self._proc is not None
 
     def start(self, kind: str, config: Any, workdir: str | Path, resume: bool = False) -> Path:
-        """Write ``config`` as JSON into ``workdir`` and start the job there; returns the config path."""
+        """Write ``config`` as JSON where the engine says (a run's own config file) and start the job in
+        ``workdir``; returns the config path."""
         if self._proc is not None:
             raise RuntimeError(f"a {self.kind} job is already running")
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         if self.config_hook is not None:
             config = self.config_hook(kind, config)
-        config_path = workdir / f"{kind}-config.json"
+        config_path = api.job_config_path(kind, workdir)
         config_path.write_text(api.to_json(config), encoding="utf-8")
         self.cancel_file = workdir / f"{kind}.cancel"
         self.cancel_file.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 from gcl_engine import api, cli_painting
 from gcl_engine.cli_output import TerminalReporter
@@ -71,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_options(f)
     r = sub.add_parser("predict", help="segment a volume or a folder, write NIfTI masks")
     r.add_argument("--model", required=True, help="fine-tuned .pt or exported .onnx")
-    r.add_argument("--image", required=True, help="a scan file, a DICOM folder or a folder of scans")
-    r.add_argument("--out", required=True, help="output mask file (one image) or folder (a folder of scans)")
+    r.add_argument("--image", required=True,
+                   help="a scan file, a DICOM folder or a folder of scans (every time point and series)")
+    r.add_argument("--out", required=True,
+                   help="a folder (masks as <volume>_seg.nii.gz, sub-folders kept) or, for a single volume, a "
+                        ".nii.gz file")
     r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
     r.add_argument("--device", default="auto")
     r.add_argument("--largest-component", action="store_true")
@@ -196,26 +198,19 @@ def run_finetune(args) -> int:
 
 
 def run_predict(args) -> int:
-    from gcl_engine.cli_output import predict_paths
-
+    """A file, a DICOM folder or a folder of scans (walked like ``gcl scan``): one mask per volume."""
     seg = api.Segmenter.load(args.model, api.PredictConfig(backend=args.backend, device=args.device,
                                                            largest_component=args.largest_component,
                                                            threads=args.threads))
-    pairs = predict_paths(Path(args.image), Path(args.out))
-    if len(pairs) > 1 or Path(args.image).is_dir() and pairs and pairs[0][1].parent == Path(args.out):
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for image, out in pairs:
-        try:
-            vol = api.load_volume(image)
-            pred = seg.predict(vol)
-            written = api.export_nifti(pred.labels, vol, out, label_names=pred.class_names)
-        except api.InputError as exc:  # one bad scan in a folder does not stop the others
-            failed += 1
-            print(f"gcl predict: skipped {exc}", file=sys.stderr)
-            continue
-        print(f"{image} -> {written} ({seg.backend_name})")
-    return 1 if failed else 0
+    result = api.predict_folder(seg, args.image, args.out, on_event=TerminalReporter(), cancel=_cancel_token(args))
+    for mask in result.masks:
+        print(f"{mask.source} -> {mask.mask} ({result.backend})")
+    for skipped in result.skipped:  # one bad scan in a folder does not stop the others
+        print(f"gcl predict: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if not result.masks and not result.skipped:
+        print(f"gcl predict: no scan found in {args.image}", file=sys.stderr)
+        return 1
+    return 1 if result.skipped or result.status != "completed" else 0
 
 
 def run_export(args) -> int:

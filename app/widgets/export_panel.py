@@ -1,7 +1,8 @@
 """Predict & export: segment the open volume or a whole folder, write masks as NIfTI, export ONNX.
 
-Prediction of one volume takes seconds, so it runs in a thread worker (not a process); a folder
-runs as a generator worker that yields after each volume, which is where Cancel takes effect.
+Prediction of one volume takes seconds, so it runs in a thread worker (not a process). A folder is one
+call of ``api.predict_folder`` (what ``gcl predict`` runs) in a thread worker: its progress events come
+back through an :class:`EventRelay`, Cancel sets its cancel token (it stops after the current volume).
 Every mask is written with ``api.export_nifti``: source geometry, class names in sidecars.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 from gcl_app.layers import META_KEY, geometry_of, label_names_of, layer_affine, volume_of_layer
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
-from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, start_worker
+from gcl_app.widgets.common import EtaProgress, EventRelay, LayerChooser, StatusLine, start_worker
 from gcl_app.widgets.preview import predict_volume
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
@@ -24,17 +25,10 @@ from gcl_engine import api
 PREDICTION = "prediction"
 
 
-def predict_folder(model: str, folder: str, out_dir: str, device: str):
-    """Generator worker: yields ``api.Progress`` after each volume written to ``out_dir``."""
-    segmenter = api.Segmenter.load(model, api.PredictConfig(device=device))
-    records = api.scan_folder(folder).volumes
-    ensure_folder(Path(out_dir))
-    for i, record in enumerate(records, start=1):
-        volume = api.load_volume(record.source)
-        prediction = segmenter.predict(volume)
-        target = Path(out_dir) / f"{safe_name(record.volume_id)}_seg.nii.gz"
-        api.export_nifti(prediction.labels, volume, target, prediction.class_names)
-        yield api.Progress("predict folder", i, len(records), f"wrote {target.name}")
+def predict_folder(model: str, folder: str, out_dir: str, device: str, on_event: api.EventSink,
+                   cancel: api.CancelToken) -> api.FolderPrediction:
+    """Worker body: every volume of ``folder`` (each time point, each DICOM series) to ``out_dir``."""
+    return api.predict_folder(model, folder, out_dir, on_event, cancel, api.PredictConfig(device=device))
 
 
 def ensure_folder(folder: Path) -> None:
@@ -63,13 +57,16 @@ class ExportPanel(QWidget):
         super().__init__(parent)
         self.viewer, self.project = viewer, project
         self._folder_worker: Any | None = None
+        self._folder_cancel: api.CancelToken | None = None
+        self._relay = EventRelay(self)
+        self._relay.event.connect(self._on_folder_event)
         self._build()
         self._connect()
         self._on_project("project")
         self.project.add_listener(self._on_project)
 
     def _build(self) -> None:
-        self.model = FileEdit(mode="r", label="Model", filter="*.pt *.onnx",
+        self.model = FileEdit(mode="r", label="Model", filter=f"*{api.MODEL_SUFFIX} *{api.ONNX_SUFFIX}",
                               tooltip="A fine-tuned model (.pt) or its ONNX export")
         self.image_chooser = LayerChooser(self.viewer, "image", self)
         self.predict_button = QPushButton("Predict current volume", self)
@@ -80,7 +77,7 @@ class ExportPanel(QWidget):
         self.labels_chooser = LayerChooser(self.viewer, "labels", self)
         self.mask_path = FileEdit(mode="w", label="Save as", filter="*.nii.gz")
         self.export_mask_button = QPushButton("Export mask (NIfTI)", self)
-        self.onnx_path = FileEdit(mode="w", label="ONNX file", filter="*.onnx")
+        self.onnx_path = FileEdit(mode="w", label="ONNX file", filter=f"*{api.ONNX_SUFFIX}")
         self.export_onnx_button = QPushButton("Export ONNX", self)
         self.progress = EtaProgress(self)
         self.status = StatusLine(self)
@@ -126,7 +123,7 @@ class ExportPanel(QWidget):
             model = self.project.current_model()
             if model is not None:
                 self.model.value = str(model)
-                self.onnx_path.value = str(model.with_suffix(".onnx"))
+                self.onnx_path.value = str(model.with_suffix(api.ONNX_SUFFIX))
         if key == "project":
             self.folder_out.value = str(self.project.root / "predictions")
 
@@ -166,22 +163,30 @@ class ExportPanel(QWidget):
         self.predict_folder_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.busy("reading the folder …")
+        self._folder_cancel = api.CancelToken()
         self._folder_worker = start_worker(
-            predict_folder, model, folder, out, "auto",
-            _connect={"yielded": self.progress.set_progress, "finished": self._on_folder_done,
-                      "errored": self._on_error})
+            predict_folder, model, folder, out, "auto", self._relay, self._folder_cancel,
+            _connect={"returned": self._on_folder_done, "errored": self._on_error})
+
+    def _on_folder_event(self, event: api.Event) -> None:
+        if isinstance(event, api.Progress) and event.stage == "predict folder":
+            self.progress.set_progress(event)
 
     def cancel(self) -> None:
-        if self._folder_worker is not None:
-            self._folder_worker.quit()
+        if self._folder_cancel is not None:
+            self._folder_cancel.cancel()
             self.status.info("Stopping after the current volume …")
 
-    def _on_folder_done(self) -> None:
-        self._folder_worker = None
+    def _on_folder_done(self, result: api.FolderPrediction) -> None:
+        self._folder_worker = self._folder_cancel = None
         self.predict_folder_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.progress.done("folder done")
-        self.status.info(f"Masks written to {self._path(self.folder_out)}")
+        self.progress.done(f"folder {result.status}", complete=result.status == "completed")
+        text = f"{len(result.masks)} mask(s) written to {result.out}"
+        if result.skipped:
+            first = result.skipped[0]
+            text += f"; {len(result.skipped)} file(s) skipped (first: {Path(first.path).name}: {first.reason})"
+        self.status.info(text)
 
     # --- export -----------------------------------------------------------------------------
 
@@ -207,7 +212,7 @@ class ExportPanel(QWidget):
 
     def export_onnx(self) -> None:
         model, out = self.model_path(), self._path(self.onnx_path)
-        if not model or not model.endswith(".pt") or not out:
+        if not model or not api.is_torch_model(model) or not out:
             self.status.error("Choose a fine-tuned .pt model and an .onnx file name.")
             return
         self.export_onnx_button.setEnabled(False)
@@ -224,6 +229,7 @@ class ExportPanel(QWidget):
         for button in (self.predict_button, self.predict_folder_button, self.export_onnx_button):
             button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self._folder_worker = self._folder_cancel = None
         self.progress.done("failed", complete=False)
         self.status.error(str(exc))
 

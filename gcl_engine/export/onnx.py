@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gcl_engine.checkpoint import load_checkpoint, model_from_state
 from gcl_engine.errors import OutputError
-from gcl_engine.inference.segmenter import SEGMENTER_FORMAT, model_from_state
 from gcl_engine.io.atomic import atomic_write
-from gcl_engine.training.checkpoint import load_checkpoint
+from gcl_engine.run_layout import ONNX_SUFFIX, SEGMENTER_FORMAT
 
 
 @dataclass
@@ -31,7 +31,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, opset: int = 17, c
     channels = 1 + 2 * int(pre.get("context_slices", 0))
     example = torch.randn(2, channels, pre["size"], pre["size"], generator=torch.Generator().manual_seed(0))
     out = Path(out_path)
-    if out.suffix != ".onnx":
+    if out.suffix != ONNX_SUFFIX:
         raise OutputError(f"{out}: the ONNX file name must end in .onnx")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"

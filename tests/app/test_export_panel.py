@@ -75,3 +75,21 @@ def test_export_onnx_reports_parity(make_napari_viewer, qtbot, tiny_model, tmp_p
     assert "ONNX written" in panel.status.text(), panel.status.text()
     assert (tmp_path / "model.onnx").is_file()
     panel.shutdown()
+
+
+def test_predict_folder_predicts_each_time_point_and_series(make_napari_viewer, qtbot, tmp_path):
+    """A 4D NIfTI and a DICOM folder of two series: one mask per volume, each equal to predicting it alone."""
+    from tests.engine.synthetic import make_multi_volume_folder
+    from tests.engine.test_predict_folder import check_one_mask_per_volume, train_tiny_model
+
+    folder = make_multi_volume_folder(tmp_path / "multi")
+    trained = train_tiny_model(tmp_path / "model")
+    viewer = make_napari_viewer()
+    panel = open_panel(viewer, trained)
+    panel.folder.value, panel.folder_out.value = str(folder[0]), str(tmp_path / "masks")
+    panel.predict_folder_button.click()
+    qtbot.waitUntil(lambda: panel.predict_folder_button.isEnabled(), timeout=120_000)
+    assert not panel.status.is_error, panel.status.text()
+    check_one_mask_per_volume(trained, folder, tmp_path / "masks", tmp_path)
+    panel.shutdown()
+
