@@ -19,9 +19,9 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
 
 from gcl_engine import __version__
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_FILES = ("__editable__", "gcl_studio-", "gcl_engine", "gcl_app", "gcl_resources")
@@ -117,7 +117,8 @@ def test_npe2_validates_the_installed_manifest(fresh_python, tmp_path):
     assert "valid" in out.stdout.lower(), out.stdout
     code = ("from npe2 import PluginManifest; m = PluginManifest.from_distribution('gcl-studio'); "
             "import importlib.resources as r; pkg, name = m.icon.split(':'); "
-            "print(r.files(pkg).joinpath(name).is_file(), sorted(m.contributions.menus), [str(c) for c in m.categories])")
+            "print(r.files(pkg).joinpath(name).is_file(), sorted(m.contributions.menus), "
+            "[str(c) for c in m.categories])")
     shown = _run([str(fresh_python), "-c", code], cwd=tmp_path).stdout
     assert shown.startswith("True") and "napari/layers/segment" in shown and "Segmentation" in shown
 
