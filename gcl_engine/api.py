@@ -44,7 +44,7 @@ from gcl_engine.io.readers import load_volume
 from gcl_engine.io.sample_data import sample_data_dir, sample_paths
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta
 from gcl_engine.io.writers import export_nifti
-from gcl_engine.logs import configure_logging, ensure_logging, log_dir
+from gcl_engine.logs import LOG_FILE_ENV, configure_logging, ensure_logging, log_dir
 from gcl_engine.runtime import CancelToken, DeviceInfo, FileCancelToken, configure_cpu_threads, describe_devices
 from gcl_engine.training.finetune import FinetuneResult, finetune
 from gcl_engine.training.pretrain import PretrainResult, pretrain, read_metrics
@@ -61,7 +61,7 @@ __all__ = [
     "load_json", "load_volume", "pretrain", "read_label_names", "read_metrics", "sample_data_dir", "sample_paths",
     "scan_folder",
     "to_dict", "to_json",
-    "MASK_FORMATS", "configure_logging", "ensure_logging", "export_mask", "log_dir",
+    "LOG_FILE_ENV", "MASK_FORMATS", "configure_logging", "ensure_logging", "export_mask", "log_dir",
 ]
 
 

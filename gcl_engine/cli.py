@@ -16,7 +16,7 @@ from gcl_engine import api
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
-log = logging.getLogger(__name__)
+log = logging.getLogger("gcl_engine.cli")  # not __name__: it is "__main__" under python -m
 
 
 def _logging_options(defaults: bool) -> argparse.ArgumentParser:

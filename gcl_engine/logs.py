@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 LOG_DIR_ENV = "GCL_STUDIO_LOG_DIR"
+LOG_FILE_ENV = "GCL_STUDIO_LOG_FILE"  # set by the GUI for its training children: one file for the whole session
 LOG_FILE_NAME = "gcl-studio.log"
 CRASH_FILE_NAME = "crash.log"
 MAX_BYTES = 5 * 1024 * 1024
@@ -42,7 +43,9 @@ def log_dir() -> Path:
 
 
 def default_log_file() -> Path:
-    return log_dir() / LOG_FILE_NAME
+    """``$GCL_STUDIO_LOG_FILE`` if set (a GUI's training child), else ``gcl-studio.log`` in :func:`log_dir`."""
+    override = os.environ.get(LOG_FILE_ENV)
+    return Path(override) if override else log_dir() / LOG_FILE_NAME
 
 
 def configure_logging(verbose: bool = False, log_file: str | os.PathLike | None = None, console: bool = False,
