@@ -22,6 +22,10 @@ from gcl_engine.config import (
     to_dict,
     to_json,
 )
+from gcl_engine.data.interpolation import METHODS as INTERPOLATION_METHODS
+from gcl_engine.data.interpolation import interpolate_between as interpolate_slices
+from gcl_engine.data.interpolation import interpolate_volume
+from gcl_engine.data.painted import UNKNOWN_LABEL, painted_slices
 from gcl_engine.data.scan import ScanResult, VolumeRecord
 from gcl_engine.data.scan import scan_folder as _scan_folder
 from gcl_engine.errors import Cancelled, CheckpointError, ConfigError, GCLError, InputError, OutputError
@@ -38,7 +42,9 @@ from gcl_engine.events import (
 )
 from gcl_engine.export.masks import MASK_FORMATS, export_mask
 from gcl_engine.export.onnx import OnnxExportReport, export_onnx
+from gcl_engine.inference.fusion import PaintedLabels
 from gcl_engine.inference.segmenter import Prediction, Segmenter
+from gcl_engine.inference.suggest import SliceScore, rank_slices
 from gcl_engine.io.label_names import LabelNames, read_label_names
 from gcl_engine.io.readers import load_volume
 from gcl_engine.io.sample_data import sample_data_dir, sample_paths
@@ -50,17 +56,17 @@ from gcl_engine.training.finetune import FinetuneResult, finetune
 from gcl_engine.training.pretrain import PretrainResult, pretrain, read_metrics
 
 __all__ = [
-    "METHODS", "Cancelled", "CancelToken", "CheckpointError", "CheckpointSaved", "ConfigError", "DeviceInfo",
-    "Event", "EventSink", "FileCancelToken", "FinetuneConfig", "FinetuneResult", "Finished", "GCLError",
-    "Geometry", "InputError", "LabelNames", "Log", "Metric", "ModelConfig", "OnnxExportReport", "OutputError",
-    "Prediction",
-    "PredictConfig", "PreprocessConfig", "PretrainConfig", "PretrainResult", "Preview", "Progress",
-    "ScanResult", "Segmenter", "Volume", "VolumeMeta", "VolumeRecord", "__version__", "configure_cpu_threads",
-    "describe_devices",
-    "event_from_json", "export_nifti", "export_onnx", "finetune", "from_dict", "from_json", "job_command",
-    "load_json", "load_volume", "pretrain", "read_label_names", "read_metrics", "sample_data_dir", "sample_paths",
-    "scan_folder",
-    "to_dict", "to_json",
+    "__version__", "Cancelled", "CancelToken", "CheckpointError", "CheckpointSaved", "ConfigError",
+    "configure_cpu_threads", "describe_devices", "DeviceInfo", "Event", "event_from_json", "EventSink",
+    "export_nifti", "export_onnx", "FileCancelToken", "finetune", "FinetuneConfig", "FinetuneResult", "Finished",
+    "from_dict", "from_json", "GCLError", "Geometry", "InputError", "interpolate_slices",
+    "interpolate_volume", "INTERPOLATION_METHODS",
+    "job_command", "LabelNames", "load_json", "load_volume", "Log", "METHODS", "Metric", "ModelConfig",
+    "OnnxExportReport", "OutputError", "PaintedLabels", "painted_slices", "PredictConfig", "Prediction",
+    "PreprocessConfig",
+    "pretrain", "PretrainConfig", "PretrainResult", "Preview", "Progress", "rank_slices", "read_label_names",
+    "read_metrics", "sample_data_dir", "sample_paths", "scan_folder", "ScanResult", "Segmenter", "SliceScore",
+    "to_dict", "to_json", "UNKNOWN_LABEL", "Volume", "VolumeMeta", "VolumeRecord",
     "LOG_FILE_ENV", "MASK_FORMATS", "configure_logging", "ensure_logging", "export_mask", "log_dir",
 ]
 

@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from gcl_engine import api
+from gcl_engine import api, cli_painting
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--class-names", help="comma-separated, background first")
     f.add_argument("--out", help="model file (.pt)")
     f.add_argument("--preview-slices", help="emit Preview events for these slices")
+    f.add_argument("--unknown-value", type=int,
+                   help=f"label value of unpainted voxels (scribbles; GCL Studio writes {api.UNKNOWN_LABEL}): "
+                        "never seen by the loss. Default: unpainted voxels of a painted slice are background")
     _add_job_options(f)
     r = sub.add_parser("predict", help="segment a volume or a folder, write NIfTI masks")
     r.add_argument("--model", required=True, help="fine-tuned .pt or exported .onnx")
@@ -89,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=api.MASK_FORMATS,
                    help="nifti (the --out suffix: .nii.gz, .nrrd, .mha) or dicom-seg (a DICOM series in, a .dcm "
                         "SEG out, referencing it); default: dicom-seg when --out ends in .dcm, else nifti")
+    cli_painting.add_parsers(sub)
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
@@ -139,7 +143,7 @@ def pretrain_config(args: argparse.Namespace) -> api.PretrainConfig:
 def finetune_config(args: argparse.Namespace) -> api.FinetuneConfig:
     cfg = api.load_json(api.FinetuneConfig, args.config) if args.config else api.FinetuneConfig()
     fields = _overrides(args, ["image", "labels", "pretrained", "init_model", "out", "device", "steps", "seed",
-                               "threads"])
+                               "threads", "unknown_value"])
     if args.slices:
         fields["slices"] = _csv_ints(args.slices)
     if args.preview_slices:
@@ -246,7 +250,7 @@ def run_export(args) -> int:
 
 
 COMMANDS = {"scan": run_scan, "pretrain": run_pretrain, "finetune": run_finetune, "predict": run_predict,
-            "export-onnx": run_export}
+            "export-onnx": run_export, **cli_painting.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,8 +38,15 @@ class PreprocessConfig:
     # None: each slice's whole field of view is resized to size x size; a number (mm): slices are resampled at
     # field_of_view_mm / size mm per pixel, centred, so organs have one pixel size across scans
     field_of_view_mm: float | None = None
+    # 2.5D: the network sees this many neighbouring slices on each side as extra input channels (0: 2D)
+    context_slices: int = 0
+
+    @property
+    def input_channels(self) -> int:
+        return 1 + 2 * self.context_slices
 
     def validate(self) -> None:
+        _check(0 <= self.context_slices <= 4, f"context_slices must be in 0..4, got {self.context_slices}")
         _check(16 <= self.size <= 1024 and self.size % 16 == 0,
                f"size must be a multiple of 16 in [16, 1024], got {self.size}")
         _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
@@ -148,6 +155,14 @@ class FinetuneConfig:
     pretrained: str | None = None  # pre-training checkpoint, or None for random initialisation
     init_model: str | None = None  # a fine-tuned model to continue from (the interactive loop)
     slices: tuple[int, ...] | None = None  # explicit annotated slices; None: every slice holding a label
+    # None: unpainted voxels of a painted slice are background; a number: voxels of that value are unknown
+    # (scribbles: never seen by the loss), and a slice is painted when it holds any other value
+    unknown_value: int | None = None
+    # training targets on unpainted slices (training/extra_targets.py); 0 = off
+    pseudo_label_weight: float = 0.0  # the starting model's confident pixels (continued fine-tunes only)
+    pseudo_label_threshold: float = 0.9
+    interpolation_target_weight: float = 0.0  # the interpolation between painted slices
+    interpolation_target_reach_mm: float = 10.0
     class_names: tuple[str, ...] | None = None  # index 0 is background; None: "class 1", ...
     steps: int = 300
     batch_size: int = 4
@@ -173,6 +188,12 @@ class FinetuneConfig:
         _check(0 <= self.freeze_encoder_steps <= self.steps, "freeze_encoder_steps must be in [0, steps]")
         _check(0 < self.lr_encoder < 1 and 0 < self.lr_decoder < 1, "learning rates must be in (0, 1)")
         _check(self.preview_every >= 1, "preview_every must be >= 1")
+        _check(self.pseudo_label_weight >= 0 and self.interpolation_target_weight >= 0,
+               "extra-target weights must be >= 0")
+        _check(0 < self.pseudo_label_threshold <= 1, "pseudo_label_threshold must be in (0, 1]")
+        _check(self.interpolation_target_reach_mm > 0, "interpolation_target_reach_mm must be > 0")
+        _check(self.unknown_value is None or self.unknown_value >= 1,
+               f"unknown_value must be >= 1 (0 is background), got {self.unknown_value}")
         self.preprocess.validate()
         self.model.validate()
 
@@ -185,9 +206,19 @@ class PredictConfig:
     largest_component: bool = False
     # CPU threads: onnxruntime's session, and torch's (process-wide) when given; None: the libraries' default
     threads: int | None = None
+    # test-time augmentation: average the network over 4 copies of each slice shifted by this many pixels (0: off)
+    tta_shift: int = 0
+    # with painted labels given to predict(): weight exp(-d / reach) of the interpolation between painted slices
+    # (d: mm to the nearest painted slice); None: painted voxels are kept, the rest is the network's
+    interpolation_reach_mm: float | None = None
+    interpolation_method: str = "sdf"
 
     def validate(self) -> None:
         _check(self.backend in ("auto", "torch", "onnxruntime"), f"unknown backend {self.backend!r}")
+        _check(self.tta_shift >= 0, f"tta_shift must be >= 0, got {self.tta_shift}")
+        _check(self.interpolation_reach_mm is None or self.interpolation_reach_mm > 0,
+               "interpolation_reach_mm must be > 0 or None")
+        _check(self.interpolation_method in ("sdf", "mci"), "interpolation_method must be 'sdf' or 'mci'")
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
 

@@ -22,6 +22,10 @@ import SimpleITK as sitk
 NOTE_KEY = "ITK_FileNotes"
 NOTE_PREFIX = "gcl-label-names sha256:"
 LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")  # what export_nifti writes
+# The reserved label of scribble maps: "not painted, unknown" (uint8 maps keep 254 classes besides background).
+# Written and read like any label; its name in the sidecar says what it is.
+UNKNOWN_LABEL = 255
+UNKNOWN_NAME = "unknown (not painted)"
 
 
 def names_text(names: Mapping[int, str]) -> str:

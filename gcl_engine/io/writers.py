@@ -18,7 +18,14 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError, OutputError
 from gcl_engine.io.atomic import atomic_write, atomic_write_text
-from gcl_engine.io.label_names import LABEL_MAP_SUFFIXES, NOTE_KEY, names_note, names_text
+from gcl_engine.io.label_names import (
+    LABEL_MAP_SUFFIXES,
+    NOTE_KEY,
+    UNKNOWN_LABEL,
+    UNKNOWN_NAME,
+    names_note,
+    names_text,
+)
 from gcl_engine.io.volume import Geometry, Volume
 
 OUTPUT_SUFFIXES = LABEL_MAP_SUFFIXES
@@ -178,7 +185,8 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
 
 
 def label_table(labels: np.ndarray, label_names: Mapping[int, str] | Sequence[str] | None) -> dict[int, str]:
-    """Names of background, of every label present and of every named label, by index."""
+    """Names of background, of every label present and of every named label, by index (the reserved
+    unknown label of scribble maps is named as such unless the caller names it)."""
     if label_names is None:
         given: dict[int, str] = {}
     elif isinstance(label_names, Mapping):
@@ -187,7 +195,8 @@ def label_table(labels: np.ndarray, label_names: Mapping[int, str] | Sequence[st
         given = {i: str(v) for i, v in enumerate(label_names)}
     present = np.flatnonzero(np.bincount(labels.ravel())) if labels.dtype != np.uint32 else np.unique(labels)
     indices = sorted({0, *given, *(int(i) for i in present)})
-    return {i: given.get(i, "background" if i == 0 else f"class {i}") for i in indices}
+    default = {0: "background", UNKNOWN_LABEL: UNKNOWN_NAME}
+    return {i: given.get(i, default.get(i, f"class {i}")) for i in indices}
 
 
 def label_colour(index: int) -> tuple[int, int, int]:

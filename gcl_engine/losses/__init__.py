@@ -1,6 +1,6 @@
 """Losses: meta-label supervised contrast (pre-training) and Dice + CE (fine-tuning)."""
 
-from gcl_engine.losses.segmentation import class_weights_from_labels, segmentation_loss
+from gcl_engine.losses.segmentation import IGNORE_INDEX, class_weights_from_labels, segmentation_loss
 from gcl_engine.losses.supcon import (
     SupConLoss,
     pair_logit_gradient,
@@ -10,6 +10,7 @@ from gcl_engine.losses.supcon import (
 )
 
 __all__ = [
+    "IGNORE_INDEX",
     "SupConLoss",
     "class_weights_from_labels",
     "pair_logit_gradient",

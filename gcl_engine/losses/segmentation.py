@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 from torch import Tensor
 
+# The target value of a pixel whose label is unknown (torch's cross-entropy default ignore_index)
+IGNORE_INDEX = -100
+
 
 def class_weights_from_labels(
     labels: Tensor, num_classes: int, smoothing: float = 1e-3, max_ratio: float = 50.0
@@ -40,22 +43,32 @@ def segmentation_loss(
     class_weights: Tensor | None = None,
     dice_weight: float = 1.0,
     ce_weight: float = 1.0,
+    ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
-    """Dice + CE of logits (B,K,H,W) against target (B,H,W) long in [0,K); scalar.
+    """Dice + CE of logits (B,K,H,W) against target (B,H,W) long in [0,K) or ``ignore_index``; scalar.
 
-    Dice: MONAI's soft Dice on softmax probabilities over the foreground classes, pooled over the batch
-    (batch=True) so a class absent from one slice of a tiny batch does not dominate. CE: weighted by
-    ``class_weights`` (K,) when given.
+    Pixels labelled ``ignore_index`` (unknown: scribbles leave most of a slice unpainted) take no part in
+    either term. Dice: MONAI's soft Dice on softmax probabilities over the foreground classes, over the known
+    pixels, pooled over the batch (batch=True) so a class absent from one slice of a tiny batch does not
+    dominate. CE: weighted by ``class_weights`` (K,) when given, averaged over the known pixels.
     """
     if logits.ndim != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"expected logits (B,K,H,W) and target (B,H,W), got {logits.shape}, {target.shape}")
     if logits.shape[1] < 2:
         raise ValueError("segmentation_loss needs at least 2 classes (background + one foreground)")
+    target = target.long()
+    known = target != ignore_index
     loss = logits.new_zeros(())
+    if not bool(known.any()):
+        return loss + 0.0 * logits.sum()  # nothing known in this batch: no signal, but a graph to step
     if dice_weight:
-        dice = DiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
-        loss = loss + dice_weight * dice(logits, target[:, None])
+        probs = torch.softmax(logits, dim=1)
+        safe = torch.where(known, target, torch.zeros_like(target))
+        onehot = F.one_hot(safe, logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+        mask = known[:, None].to(probs.dtype)
+        dice = DiceLoss(include_background=False, to_onehot_y=False, softmax=False, batch=True)
+        loss = loss + dice_weight * dice(probs * mask, onehot * mask)
     if ce_weight:
         weight = None if class_weights is None else class_weights.to(logits.device, logits.dtype)
-        loss = loss + ce_weight * F.cross_entropy(logits, target.long(), weight=weight)
+        loss = loss + ce_weight * F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
     return loss

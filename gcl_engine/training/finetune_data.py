@@ -11,21 +11,24 @@ from monai.transforms import Compose, Rand2DElasticd, RandAffined
 
 from gcl_engine.config import FinetuneConfig
 from gcl_engine.data.augment import IntensityAugment
+from gcl_engine.data.painted import check_unknown_value, painted_slices
 from gcl_engine.data.preprocessing import prepare_label_slices, prepare_volume_slices, slice_layout, slices_along
 from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import InputError
 from gcl_engine.io.readers import load_volume
 from gcl_engine.io.volume import Volume
+from gcl_engine.losses import IGNORE_INDEX
 
 
 @dataclass
 class AnnotatedSlices:
     image: Volume
     slices: torch.Tensor  # (n, S, S) every slice of the image, normalised
-    labels: torch.Tensor  # (n, S, S) long, resampled label maps
+    labels: torch.Tensor  # (n, S, S) long, resampled label maps; IGNORE_INDEX where the label is unknown
     annotated: list[int]  # slice indices the loss may see
     class_names: list[str]
     layout: SliceLayout  # how ``slices`` were oriented and scaled (undone for previews); stored_shape in-plane
+    source_labels: np.ndarray | None = None  # the label volume as given (the image's grid), for derived targets
 
 
 def check_label_volume(image: Volume, labels: Volume, label_path: str) -> np.ndarray:
@@ -47,24 +50,22 @@ def load_annotated(cfg: FinetuneConfig, labels_array: np.ndarray | None = None) 
     image = load_volume(cfg.image)
     if labels_array is None:
         labels_array = check_label_volume(image, load_volume(cfg.labels), cfg.labels)
-    axis = cfg.preprocess.axis
+    axis, unknown = cfg.preprocess.axis, cfg.unknown_value
     per_slice = slices_along(labels_array, axis)
-    n = per_slice.shape[0]
-    if cfg.slices is not None:
-        bad = [s for s in cfg.slices if not 0 <= s < n]
-        if bad:
-            raise InputError(cfg.labels, f"slice indices {bad} outside 0..{n - 1} along axis {axis}")
-        annotated = sorted(set(cfg.slices))
-    else:
-        annotated = [i for i in range(n) if per_slice[i].any()]
+    annotated = painted_slices(per_slice, unknown, cfg.slices, cfg.labels)
     if not annotated:
         raise InputError(cfg.labels, "no annotated slice: paint at least one slice (or list it with --slices)")
-    names = _class_names(cfg, int(labels_array.max()), cfg.labels)
+    known = labels_array[labels_array != unknown] if unknown is not None else labels_array
+    names = _class_names(cfg, int(known.max()) if known.size else 0, cfg.labels)
+    check_unknown_value(unknown, len(names), cfg.labels)
     g = image.geometry
+    labels = prepare_label_slices(labels_array, cfg.preprocess, g.direction, g.spacing)
+    if unknown is not None:
+        labels[labels == unknown] = IGNORE_INDEX
     return AnnotatedSlices(
         image, prepare_volume_slices(image.array, image.meta.modality, cfg.preprocess, g.direction, g.spacing),
-        prepare_label_slices(labels_array, cfg.preprocess, g.direction, g.spacing), annotated, names,
-        slice_layout(cfg.preprocess, image.array.shape, g.direction, g.spacing),
+        labels, annotated, names, slice_layout(cfg.preprocess, image.array.shape, g.direction, g.spacing),
+        labels_array,
     )
 
 
@@ -97,11 +98,14 @@ class SegmentationAugment:
         self.intensity = IntensityAugment()
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(b, S, S) float and long -> augmented (b, 1, S, S) and (b, S, S)."""
+        """(b, S, S) or (b, C, S, S) float and (b, S, S) long -> augmented (b, C, S, S) and (b, S, S); the
+        channels of a sample (a slice and its neighbours) move together."""
+        if images.ndim == 3:
+            images = images.unsqueeze(1)
         xs, ys = [], []
         for i in range(images.shape[0]):
             self.spatial.set_random_state(seed=(seed * 7919 + i) % 2**32)
-            out = self.spatial({"image": images[i:i + 1], "label": labels[i:i + 1].float()})
+            out = self.spatial({"image": images[i], "label": labels[i:i + 1].float()})
             xs.append(_plain(out["image"]))
             ys.append(_plain(out["label"])[0].round().long())
         x = torch.stack(xs)
