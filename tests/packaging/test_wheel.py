@@ -52,7 +52,8 @@ print(json.dumps(report))
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    out = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    out = subprocess.run(argv, capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=cwd, env=env,
+                         timeout=600)  # npe2 prints a check mark, whatever the locale
     assert out.returncode == 0, f"{' '.join(map(str, argv))}\n{out.stdout}\n{out.stderr}"
     return out
 
