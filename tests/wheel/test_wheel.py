@@ -19,9 +19,9 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from gcl_engine import __version__
-from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_FILES = ("__editable__", "gcl_studio-", "gcl_engine", "gcl_app", "gcl_resources")
