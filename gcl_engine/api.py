@@ -41,6 +41,7 @@ from gcl_engine.events import (
 )
 from gcl_engine.io.formats import SCAN_SUFFIXES, is_scan_path
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta, VolumeSource
+from gcl_engine.logs import LOG_FILE_ENV, configure_logging, ensure_logging, log_dir
 from gcl_engine.run_layout import (
     MODEL_SUFFIX,
     ONNX_SUFFIX,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from gcl_engine.data.interpolation import interpolate_volume
     from gcl_engine.data.painted import UNKNOWN_LABEL, painted_slices
     from gcl_engine.data.scan import ScanResult, VolumeRecord
+    from gcl_engine.export.masks import MASK_FORMATS, export_mask
     from gcl_engine.export.onnx import OnnxExportReport, export_onnx
     from gcl_engine.inference.folder import FolderPrediction, PredictedMask, predict_folder
     from gcl_engine.inference.fusion import PaintedLabels
@@ -80,6 +82,7 @@ _LAZY: dict[str, str] = {
     "interpolate_volume": "gcl_engine.data.interpolation",
     "UNKNOWN_LABEL": "gcl_engine.data.painted", "painted_slices": "gcl_engine.data.painted",
     "ScanResult": "gcl_engine.data.scan", "VolumeRecord": "gcl_engine.data.scan",
+    "MASK_FORMATS": "gcl_engine.export.masks", "export_mask": "gcl_engine.export.masks",
     "OnnxExportReport": "gcl_engine.export.onnx", "export_onnx": "gcl_engine.export.onnx",
     "FolderPrediction": "gcl_engine.inference.folder", "PredictedMask": "gcl_engine.inference.folder",
     "predict_folder": "gcl_engine.inference.folder",
@@ -108,6 +111,7 @@ __all__ = [
     "from_dict", "from_json", "is_onnx_model", "is_scan_path", "is_torch_model", "job_command", "job_config_path",
     "load", "load_json", "load_volume", "predict_folder", "pretrain", "read_label_names", "read_metrics",
     "run_config_of", "run_of_checkpoint", "sample_data_dir", "sample_paths", "scan_folder", "to_dict", "to_json",
+    "LOG_FILE_ENV", "MASK_FORMATS", "configure_logging", "ensure_logging", "export_mask", "log_dir",
 ]
 
 

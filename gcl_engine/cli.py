@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -14,6 +15,16 @@ from gcl_engine import api, cli_painting
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
+log = logging.getLogger("gcl_engine.cli")  # not __name__: it is "__main__" under python -m
+
+
+def _logging_options(defaults: bool) -> argparse.ArgumentParser:
+    """--verbose / --log-file, accepted before or after the command (after it, they only override)."""
+    p = argparse.ArgumentParser(add_help=False)
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("--verbose", "-v", action="store_true", help="log debug detail, and print the log on stderr", **keep)
+    p.add_argument("--log-file", help="log here instead of the user log folder's gcl-studio.log", **keep)
+    return p
 
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
@@ -33,9 +44,10 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gcl", description="GCL Studio engine")
+    parser = argparse.ArgumentParser(prog="gcl", description="GCL Studio engine", parents=[_logging_options(True)])
     parser.add_argument("--version", action="version", version=f"gcl-studio {api.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = _with_parents(sub.add_parser, _logging_options(False))  # every command takes them too
     s = sub.add_parser("scan", help="list the volumes of a folder, the files skipped and the meta labels")
     s.add_argument("folder")
     s.add_argument("--json", action="store_true")
@@ -79,11 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--largest-component", action="store_true")
     r.add_argument("--threads", type=int, help="CPU threads (default: the libraries' choice)")
+    r.add_argument("--format", choices=api.MASK_FORMATS,
+                   help="nifti (the --out suffix: .nii.gz, .nrrd, .mha) or dicom-seg (a DICOM series in, a .dcm "
+                        "SEG out, referencing it); default: dicom-seg when --out ends in .dcm, else nifti")
     cli_painting.add_parsers(sub)
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
     return parser
+
+
+def _with_parents(add_parser, *parents: argparse.ArgumentParser):
+    def add(name: str, **kwargs):
+        return add_parser(name, parents=[*kwargs.pop("parents", []), *parents], **kwargs)
+    return add
 
 
 def _overrides(args: argparse.Namespace, names: list[str]) -> dict:
@@ -199,10 +220,20 @@ def run_finetune(args) -> int:
 
 def run_predict(args) -> int:
     """A file, a DICOM folder or a folder of scans (walked like ``gcl scan``): one mask per volume."""
-    seg = api.Segmenter.load(args.model, api.PredictConfig(backend=args.backend, device=args.device,
-                                                           largest_component=args.largest_component,
-                                                           threads=args.threads))
-    result = api.predict_folder(seg, args.image, args.out, on_event=TerminalReporter(), cancel=_cancel_token(args))
+    config = api.PredictConfig(backend=args.backend, device=args.device, largest_component=args.largest_component,
+                               threads=args.threads)
+    mask_format = args.format or ("dicom-seg" if args.out.lower().endswith(".dcm") else "nifti")
+    if mask_format == "dicom-seg":  # one DICOM series in, one SEG file out
+        if not args.out.lower().endswith(".dcm"):
+            raise api.ConfigError(f"--format dicom-seg writes one .dcm file; --out {args.out} does not end in .dcm")
+        seg = api.Segmenter.load(args.model, config)
+        volume = api.load_volume(args.image)
+        pred = seg.predict(volume)
+        written = api.export_mask(pred.labels, volume, args.out, pred.class_names, mask_format, model=args.model)
+        print(f"{args.image} -> {written} ({seg.backend_name})")
+        return 0
+    result = api.predict_folder(args.model, args.image, args.out, on_event=TerminalReporter(),
+                                cancel=_cancel_token(args), config=config)
     for mask in result.masks:
         print(f"{mask.source} -> {mask.mask} ({result.backend})")
     for skipped in result.skipped:  # one bad scan in a folder does not stop the others
@@ -226,16 +257,24 @@ COMMANDS = {"scan": run_scan, "pretrain": run_pretrain, "finetune": run_finetune
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    api.configure_logging(verbose=args.verbose, log_file=args.log_file, console=args.verbose,
+                          rotate=not getattr(args, "background", False), faults="stderr")
+    log.info("gcl %s (engine %s, pid %d)", args.command, api.__version__, os.getpid())
     try:
         return COMMANDS[args.command](args)
     except api.GCLError as exc:
+        log.error("gcl %s: %s", args.command, exc)
         if getattr(args, "events", "text") == "json":
             print(api.Log("error", str(exc)).to_json(), flush=True)
         print(f"gcl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        log.warning("gcl %s: interrupted", args.command)
         print(f"gcl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        log.exception("gcl %s failed", args.command)
+        raise
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Reads one volume at a time and keeps only its memory map, so memory stays bounde
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,6 +119,8 @@ def scan_folder(
     emit(on_event, Progress("scan", len(sources), len(sources), "done"))
     result.meta_labels = result.table(n_partitions).summaries() if result.volumes else {}
     result.seconds = time.perf_counter() - t0
+    logging.getLogger(__name__).info("scanned %s: %d volume(s), %d file(s) skipped, %.1f s", folder,
+                                     len(result.volumes), len(result.skipped), result.seconds)
     return result
 
 

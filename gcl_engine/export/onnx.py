@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gcl_engine.audit import record_export
 from gcl_engine.checkpoint import load_checkpoint, model_from_state
 from gcl_engine.errors import OutputError
 from gcl_engine.io.atomic import atomic_write
@@ -42,6 +43,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, opset: int = 17, c
         with atomic_write(out) as tmp_out:
             Path(tmp_out).write_bytes(raw.read_bytes())
     diff, providers = _parity(model, out, example) if check else (float("nan"), [])
+    record_export("onnx", out, [model_path], model_path)
     return OnnxExportReport(str(out), diff, providers, opset)
 
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gcl_engine.audit import record_export
 from gcl_engine.config import PredictConfig
 from gcl_engine.errors import Cancelled, InputError, OutputError
 from gcl_engine.events import EventSink, Log, Progress, emit
@@ -56,6 +57,7 @@ def predict_folder(model: str | Path | Segmenter, folder: str | Path, out: str |
                    config: PredictConfig | None = None) -> FolderPrediction:
     """Segment every volume of ``folder`` (a folder of scans, a DICOM folder or one file) into ``out``."""
     segmenter = model if isinstance(model, Segmenter) else Segmenter.load(model, config)
+    model_file = None if isinstance(model, Segmenter) else str(model)  # for the audit line of each mask
     root, target = Path(folder), Path(out)
     single = target.name.lower().endswith(NIFTI_SUFFIXES)
     sources, skipped = discover(root, on_event, cancel, allow_file=True)
@@ -74,7 +76,7 @@ def predict_folder(model: str | Path | Segmenter, folder: str | Path, out: str |
                 if is_cancelled(cancel):
                     raise Cancelled("prediction cancelled")
                 path = target if single else _mask_path(root, target, source, volume, written)
-                _predict_one(segmenter, volume, path, cancel)
+                _predict_one(segmenter, volume, path, cancel, model_file)
                 result.masks.append(PredictedMask(volume.meta.volume_id, source.path, str(path)))
                 done += 1
                 emit(on_event, Progress("predict folder", done, total, f"wrote {path.name}"))
@@ -94,10 +96,12 @@ def predict_folder(model: str | Path | Segmenter, folder: str | Path, out: str |
     return result
 
 
-def _predict_one(segmenter: Segmenter, volume: Volume, path: Path, cancel: CancelToken | None) -> None:
+def _predict_one(segmenter: Segmenter, volume: Volume, path: Path, cancel: CancelToken | None,
+                 model_file: str | None) -> None:
     prediction = segmenter.predict(volume, cancel=cancel)
     path.parent.mkdir(parents=True, exist_ok=True)
     export_nifti(prediction.labels, volume, path, prediction.class_names)
+    record_export("nifti", path, [volume.meta.source], model_file)
 
 
 def _mask_path(root: Path, out: Path, source: VolumeSource, volume: Volume, written: set[Path]) -> Path:
