@@ -42,6 +42,7 @@ from gcl_engine.events import (
 from gcl_engine.io.formats import SCAN_SUFFIXES, is_scan_path
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta, VolumeSource
 from gcl_engine.logs import LOG_FILE_ENV, configure_logging, ensure_logging, log_dir
+from gcl_engine.recipe import RECIPE, InteractiveRecipe
 from gcl_engine.run_layout import (
     MODEL_SUFFIX,
     ONNX_SUFFIX,
@@ -111,7 +112,8 @@ __all__ = [
     "from_dict", "from_json", "is_onnx_model", "is_scan_path", "is_torch_model", "job_command", "job_config_path",
     "load", "load_json", "load_volume", "predict_folder", "pretrain", "read_label_names", "read_metrics",
     "run_config_of", "run_of_checkpoint", "sample_data_dir", "sample_paths", "scan_folder", "to_dict", "to_json",
-    "LOG_FILE_ENV", "MASK_FORMATS", "configure_logging", "ensure_logging", "export_mask", "log_dir",
+    "RECIPE", "InteractiveRecipe", "LOG_FILE_ENV", "MASK_FORMATS", "configure_logging", "ensure_logging",
+    "export_mask", "log_dir",
 ]
 
 
