@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from gcl_engine import api, cli_painting
+from gcl_engine import api, cli_insight, cli_painting
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--largest-component", action="store_true")
     r.add_argument("--threads", type=int, help="CPU threads (default: the libraries' choice)")
     cli_painting.add_parsers(sub)
+    cli_insight.add_parsers(sub)
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
@@ -226,7 +227,18 @@ def run_export(args) -> int:
 
 
 COMMANDS = {"scan": run_scan, "pretrain": run_pretrain, "finetune": run_finetune, "predict": run_predict,
-            "export-onnx": run_export, **cli_painting.COMMANDS}
+            "export-onnx": run_export, **cli_painting.COMMANDS,
+            "map": lambda a: cli_insight.run_map(_apply_nice(a), _sink(a), _cancel_token(a)),
+            "report": lambda a: cli_insight.run_report(_apply_nice(a), _sink(a), _cancel_token(a)),
+            "check-fit": cli_insight.run_check_fit}
+
+
+def _apply_nice(args: argparse.Namespace) -> argparse.Namespace:
+    """A GUI's insight job runs below the window's priority (its threads are in its config)."""
+    if getattr(args, "background", False):
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(10)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

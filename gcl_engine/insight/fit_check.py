@@ -1,0 +1,192 @@
+"""Does this scan fit? Distance of a scan's slice embeddings to the pre-training pool, against a threshold.
+
+Score of a slice: mean cosine distance of its (pool-centred) embedding to its k nearest pool slices. To
+calibrate, the pool is split: a held-out part (whole volumes when there are at least 5, else a contiguous
+block of each volume) is scored against the rest, and the threshold is a percentile of those scores, the
+distance that 99% of unseen pool slices stay within. New scans are then scored against the whole pool. A scan's score is the median of its slices' scores; above the threshold
+it is ``outside``: its typical slice lies farther from the pool than 99% of unseen pool slices do.
+The reference and the threshold are kept in ``RUN/insight/fit.npz`` per checkpoint (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from gcl_engine.data.preprocessing import prepare_volume_slices
+from gcl_engine.errors import InputError, OutputError
+from gcl_engine.events import EventSink, Log, emit
+from gcl_engine.insight.files import FIT_FILE
+from gcl_engine.insight.pool import PoolSlices, pool_embeddings, pool_slices
+from gcl_engine.insight.run_model import Embeddings, RunModel
+from gcl_engine.io.atomic import atomic_write
+from gcl_engine.io.readers import load_volume
+from gcl_engine.io.volume import Volume
+from gcl_engine.runtime import CancelToken
+
+MIN_VOLUMES_FOR_VOLUME_HOLDOUT = 5
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    k: int = 5
+    percentile: float = 99.0
+    holdout_fraction: float = 0.2
+    features: Literal["encoder", "projection"] = "encoder"  # chosen by benchmarks/fit_check_auroc.py
+    centre: bool = True  # subtract the pool's mean before the cosine (pooled activations are all positive)
+    max_slices: int = 3000
+    seed: int = 0
+
+
+@dataclass
+class FitReference:
+    reference: np.ndarray  # (n_ref, C) unit vectors
+    mean: np.ndarray  # (C,) subtracted from every vector before normalising (zeros without centring)
+    threshold: float
+    holdout_scores: np.ndarray  # (n_holdout,) scores of the held-out pool slices
+    settings: FitSettings
+    step: int
+    holdout: str  # "volumes" | "blocks"
+
+
+@dataclass
+class FitVerdict:
+    score: float
+    threshold: float
+    verdict: Literal["inside", "outside"]
+    outside_share: float  # share of the scan's slices beyond the threshold
+    n_slices: int
+    step: int
+    percentile: float
+
+    @property
+    def inside(self) -> bool:
+        return self.verdict == "inside"
+
+    def line(self) -> str:
+        return (f"score {self.score:.4f}  threshold {self.threshold:.4f}  verdict {self.verdict} "
+                f"({self.outside_share:.0%} of {self.n_slices} slices beyond the threshold; checkpoint step "
+                f"{self.step}, threshold = {self.percentile:g}th percentile of held-out pool slices)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def raw_vectors(emb: Embeddings, features: str) -> np.ndarray:
+    return emb.features if features == "encoder" else emb.z
+
+
+def unit(v: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    c = v - mean
+    return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+
+
+def knn_distance(queries: np.ndarray, reference: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+    """(n,) mean cosine distance of each unit query to its k nearest unit reference vectors."""
+    if not len(reference):
+        raise InputError(None, "the fit check has no reference slices")
+    k = max(1, min(k, len(reference)))
+    out = []
+    for lo in range(0, len(queries), chunk):
+        dist = 1.0 - queries[lo:lo + chunk] @ reference.T
+        out.append(np.partition(dist, k - 1, axis=1)[:, :k].mean(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def holdout_mask(volume: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, str]:
+    """Rows held out from the reference: whole volumes (>= 5 of them), else one block of each volume."""
+    rng = np.random.default_rng(seed)
+    ids = np.unique(volume)
+    if len(ids) >= MIN_VOLUMES_FOR_VOLUME_HOLDOUT:
+        n_out = max(1, int(round(fraction * len(ids))))
+        held = rng.permutation(ids)[:n_out]
+        return np.isin(volume, held), "volumes"
+    mask = np.zeros(len(volume), dtype=bool)
+    for v in ids:
+        rows = np.flatnonzero(volume == v)
+        m = max(1, int(round(fraction * len(rows)))) if len(rows) > 1 else 0
+        start = int(rng.integers(0, len(rows) - m + 1)) if m else 0
+        mask[rows[start:start + m]] = True
+    return mask, "blocks"
+
+
+def calibrate(raw: np.ndarray, volume: np.ndarray, settings: FitSettings, step: int = 0) -> FitReference:
+    """Split the pool, score the held-out part against the rest, take the percentile as the threshold."""
+    held, kind = holdout_mask(volume, settings.holdout_fraction, settings.seed)
+    if held.all() or not held.any():
+        raise InputError(None, "the pool is too small to calibrate a fit check (it needs at least 2 slices)")
+    mean = raw[~held].mean(axis=0) if settings.centre else np.zeros(raw.shape[1], raw.dtype)
+    scores = knn_distance(unit(raw[held], mean), unit(raw[~held], mean), settings.k)
+    threshold = float(np.percentile(scores, settings.percentile))
+    reference = unit(raw, mean)  # a new scan is scored against the whole pool (the threshold is thus cautious)
+    return FitReference(reference.astype(np.float32), mean.astype(np.float32), threshold, scores.astype(np.float32),
+                        settings, step, kind)
+
+
+def fit_reference(model: RunModel, settings: FitSettings = FitSettings(), on_event: EventSink | None = None,
+                  cancel: CancelToken | None = None, pool: PoolSlices | None = None,
+                  emb: Embeddings | None = None) -> FitReference:
+    """The calibrated reference of the run's checkpoint (from ``RUN/insight/fit.npz`` when current)."""
+    key = json.dumps({"checkpoint": model.key, **asdict(settings)}, sort_keys=True)
+    path = model.insight_dir / FIT_FILE
+    cached = _read(path, key, settings)
+    if cached is not None:
+        return cached
+    pool = pool or pool_slices(model, settings.max_slices, on_event, cancel)
+    emb = emb if emb is not None else pool_embeddings(model, pool, on_event, cancel)
+    ref = calibrate(raw_vectors(emb, settings.features), pool.volume, settings, model.step)
+    _write(path, key, ref, on_event)
+    return ref
+
+
+def scan_embeddings(model: RunModel, volume: Volume, cancel: CancelToken | None = None) -> Embeddings:
+    """Embeddings of every slice of ``volume``, preprocessed as the run's slices were."""
+    if volume.array.ndim != 3:
+        raise InputError(volume.meta.source, f"expected a 3D volume, got {volume.array.ndim} dimensions")
+    slices = prepare_volume_slices(volume.array, volume.meta.modality, model.config.preprocess,
+                                   volume.geometry.direction, volume.geometry.spacing).numpy()
+    if not np.isfinite(slices).all():
+        raise InputError(volume.meta.source, "non-finite values after normalisation")
+    return model.embed(slices, cancel)
+
+
+def score_embeddings(emb: Embeddings, ref: FitReference) -> FitVerdict:
+    per_slice = knn_distance(unit(raw_vectors(emb, ref.settings.features), ref.mean), ref.reference, ref.settings.k)
+    score = float(np.median(per_slice))
+    return FitVerdict(score, ref.threshold, "inside" if score <= ref.threshold else "outside",
+                      float((per_slice > ref.threshold).mean()), len(per_slice), ref.step, ref.settings.percentile)
+
+
+def check_fit(run: str | Path, image: str | Path | Volume, device: str = "auto",
+              settings: FitSettings = FitSettings(), on_event: EventSink | None = None,
+              cancel: CancelToken | None = None, model: RunModel | None = None) -> FitVerdict:
+    """Score a scan (a path or a loaded volume) against the run's pool: score, threshold, verdict."""
+    model = model or RunModel.load(run, device)
+    volume = image if isinstance(image, Volume) else load_volume(image)
+    ref = fit_reference(model, settings, on_event, cancel)
+    return score_embeddings(scan_embeddings(model, volume, cancel), ref)
+
+
+def _read(path: Path, key: str, settings: FitSettings) -> FitReference | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return FitReference(data["reference"], data["mean"], float(data["threshold"]), data["holdout_scores"],
+                                settings, int(data["step"]), str(data["holdout"]))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write(path: Path, key: str, ref: FitReference, on_event: EventSink | None) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, key=np.array(key), reference=ref.reference, mean=ref.mean, threshold=np.array(ref.threshold),
+                     holdout_scores=ref.holdout_scores, step=np.array(ref.step), holdout=np.array(ref.holdout))
+    except (OSError, OutputError) as exc:
+        emit(on_event, Log("warning", f"{path.parent}: fit calibration not kept ({exc})"))
