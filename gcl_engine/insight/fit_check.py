@@ -1,10 +1,12 @@
 """Does this scan fit? Distance of a scan's slice embeddings to the pre-training pool, against a threshold.
 
 Score of a slice: mean cosine distance of its (pool-centred) embedding to its k nearest pool slices. To
-calibrate, the pool is split: a held-out part (whole volumes when there are at least 5, else a contiguous
-block of each volume) is scored against the rest, and the threshold is a percentile of those scores, the
-distance that 99% of unseen pool slices stay within. New scans are then scored against the whole pool. A scan's score is the median of its slices' scores; above the threshold
-it is ``outside``: its typical slice lies farther from the pool than 99% of unseen pool slices do.
+calibrate, the pool is cut into 5 folds (whole volumes when there are at least 5, else a contiguous block
+of each volume) and every pool slice is scored against the folds it is not in; the threshold is the 99th
+percentile of those held-out scores, the distance that 99% of unseen pool slices stay within, whatever
+kind of scan they are. New scans are scored against the whole pool. A scan's score is the median of its
+slices' scores; above the threshold it is ``outside``: its typical slice lies farther from the pool than
+99% of unseen pool slices do.
 The reference and the threshold are kept in ``RUN/insight/fit.npz`` per checkpoint (no pickle).
 """
 
@@ -35,7 +37,7 @@ MIN_VOLUMES_FOR_VOLUME_HOLDOUT = 5
 class FitSettings:
     k: int = 5
     percentile: float = 99.0
-    holdout_fraction: float = 0.2
+    folds: int = 5  # every pool slice is scored once, against the folds it is not in
     features: Literal["encoder", "projection"] = "encoder"  # chosen by benchmarks/fit_check_auroc.py
     centre: bool = True  # subtract the pool's mean before the cosine (pooled activations are all positive)
     max_slices: int = 3000
@@ -47,10 +49,10 @@ class FitReference:
     reference: np.ndarray  # (n_ref, C) unit vectors
     mean: np.ndarray  # (C,) subtracted from every vector before normalising (zeros without centring)
     threshold: float
-    holdout_scores: np.ndarray  # (n_holdout,) scores of the held-out pool slices
+    holdout_scores: np.ndarray  # (n,) each pool slice's score against the other folds
     settings: FitSettings
     step: int
-    holdout: str  # "volumes" | "blocks"
+    holdout: str  # what a fold holds out: "volumes" | "blocks"
 
 
 @dataclass
@@ -97,33 +99,35 @@ def knn_distance(queries: np.ndarray, reference: np.ndarray, k: int, chunk: int 
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def holdout_mask(volume: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, str]:
-    """Rows held out from the reference: whole volumes (>= 5 of them), else one block of each volume."""
+def holdout_folds(volume: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, str]:
+    """A fold number per row: whole volumes (when there are at least 5), else contiguous blocks of each volume."""
     rng = np.random.default_rng(seed)
     ids = np.unique(volume)
+    fold = np.zeros(len(volume), dtype=int)
     if len(ids) >= MIN_VOLUMES_FOR_VOLUME_HOLDOUT:
-        n_out = max(1, int(round(fraction * len(ids))))
-        held = rng.permutation(ids)[:n_out]
-        return np.isin(volume, held), "volumes"
-    mask = np.zeros(len(volume), dtype=bool)
+        for rank, v in enumerate(rng.permutation(ids)):
+            fold[volume == v] = rank % folds
+        return fold, "volumes"
     for v in ids:
         rows = np.flatnonzero(volume == v)
-        m = max(1, int(round(fraction * len(rows)))) if len(rows) > 1 else 0
-        start = int(rng.integers(0, len(rows) - m + 1)) if m else 0
-        mask[rows[start:start + m]] = True
-    return mask, "blocks"
+        shift = int(rng.integers(0, folds))
+        fold[rows] = (np.arange(len(rows)) * folds // max(len(rows), 1) + shift) % folds
+    return fold, "blocks"
 
 
 def calibrate(raw: np.ndarray, volume: np.ndarray, settings: FitSettings, step: int = 0) -> FitReference:
-    """Split the pool, score the held-out part against the rest, take the percentile as the threshold."""
-    held, kind = holdout_mask(volume, settings.holdout_fraction, settings.seed)
-    if held.all() or not held.any():
+    """Score every pool slice against the folds it is not in; the threshold is a percentile of those scores."""
+    fold, kind = holdout_folds(volume, settings.folds, settings.seed)
+    if len(np.unique(fold)) < 2:
         raise InputError(None, "the pool is too small to calibrate a fit check (it needs at least 2 slices)")
-    mean = raw[~held].mean(axis=0) if settings.centre else np.zeros(raw.shape[1], raw.dtype)
-    scores = knn_distance(unit(raw[held], mean), unit(raw[~held], mean), settings.k)
+    mean = raw.mean(axis=0) if settings.centre else np.zeros(raw.shape[1], raw.dtype)
+    vectors = unit(raw, mean)
+    scores = np.zeros(len(raw))
+    for f in np.unique(fold):
+        held = fold == f
+        scores[held] = knn_distance(vectors[held], vectors[~held], settings.k)
     threshold = float(np.percentile(scores, settings.percentile))
-    reference = unit(raw, mean)  # a new scan is scored against the whole pool (the threshold is thus cautious)
-    return FitReference(reference.astype(np.float32), mean.astype(np.float32), threshold, scores.astype(np.float32),
+    return FitReference(vectors.astype(np.float32), mean.astype(np.float32), threshold, scores.astype(np.float32),
                         settings, step, kind)
 
 

@@ -202,11 +202,12 @@ def _maps(fmap: FolderMap) -> str:
 def _fit(ref: FitReference) -> str:
     s = ref.holdout_scores
     quant = ", ".join(f"{q}%: {np.percentile(s, q):.4f}" for q in (50, 90, 99)) if len(s) else "none"
-    return (f"<p>Reference: {len(ref.reference)} pool slices ({escape(ref.settings.features)} features, k = "
-            f"{ref.settings.k}); held out: {len(s)} slices ({escape(ref.holdout)}). Threshold = "
-            f"{ref.settings.percentile:g}th percentile of the held-out scores = <b>{ref.threshold:.4f}</b> "
-            f"(held-out score percentiles {quant}). <code>gcl check-fit --run RUN --image SCAN</code> scores "
-            "a scan against it.</p>")
+    return (f"<p>Reference: all {len(ref.reference)} pool slices ({escape(ref.settings.features)} features, k = "
+            f"{ref.settings.k}). Calibration: each pool slice scored against the {ref.settings.folds} folds it is not "
+            f"in (folds of {escape(ref.holdout)}). Threshold = {ref.settings.percentile:g}th percentile of those "
+            f"scores = <b>{ref.threshold:.4f}</b> (score percentiles {quant}). "
+            "<code>gcl check-fit --run RUN --image SCAN</code> scores "
+        "a scan against it.</p>")
 
 
 def _timings(rows: list[dict], fmap: FolderMap, t0: float) -> str:
