@@ -9,46 +9,9 @@ label undoes the other, which is what the Gradient Mitigator exists to resolve.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-BRANCHES = {"img": "image branch", "pix": "pixel branch"}
-
-
-@dataclass
-class ConflictMatrix:
-    branch: str  # "img" | "pix"
-    labels: list[str]
-    cosine: np.ndarray  # (M, M) mean cosine over the steps that logged the pair; 1 on the diagonal
-    conflict_rate: np.ndarray  # (M, M) share of those steps with a negative cosine; 0 on the diagonal
-    steps: np.ndarray  # (M, M) how many steps logged the pair
-
-    @property
-    def title(self) -> str:
-        return BRANCHES.get(self.branch, self.branch)
-
-    def worst_pair(self) -> tuple[str, str, float, float] | None:
-        """(a, b, conflict rate, mean cosine) of the pair that fought most often; None with < 2 labels."""
-        m = len(self.labels)
-        pairs = [(self.conflict_rate[i, j], -self.cosine[i, j], i, j) for i in range(m) for j in range(i + 1, m)
-                 if self.steps[i, j] > 0]
-        if not pairs:
-            return None
-        rate, neg_cos, i, j = max(pairs)
-        return self.labels[i], self.labels[j], float(rate), float(-neg_cos)
-
-    def sentence(self) -> str:
-        """One line of plain words, e.g. "position fights subject in 54% of steps"."""
-        worst = self.worst_pair()
-        if worst is None:
-            return f"{self.title}: only one meta label, nothing to fight over."
-        a, b, rate, cos = worst
-        n = int(self.steps[self.labels.index(a), self.labels.index(b)])
-        if rate == 0:
-            return f"{self.title}: no pair of meta labels fought in any of {n} steps (every cosine ≥ 0)."
-        return (f"{self.title}: {a} fights {b} in {rate:.0%} of steps "
-                f"(mean cosine {cos:+.2f} over {n} steps).")
+from gcl_engine.insight.results import ConflictMatrix
 
 
 def conflict_matrices(rows: list[dict]) -> dict[str, ConflictMatrix]:

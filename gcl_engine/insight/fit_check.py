@@ -24,6 +24,7 @@ from gcl_engine.errors import InputError, OutputError
 from gcl_engine.events import EventSink, Log, emit
 from gcl_engine.insight.files import FIT_FILE
 from gcl_engine.insight.pool import PoolSlices, pool_embeddings, pool_slices
+from gcl_engine.insight.results import FitVerdict
 from gcl_engine.insight.run_model import Embeddings, RunModel
 from gcl_engine.io.atomic import atomic_write
 from gcl_engine.io.readers import load_volume
@@ -53,29 +54,6 @@ class FitReference:
     settings: FitSettings
     step: int
     holdout: str  # what a fold holds out: "volumes" | "blocks"
-
-
-@dataclass
-class FitVerdict:
-    score: float
-    threshold: float
-    verdict: Literal["inside", "outside"]
-    outside_share: float  # share of the scan's slices beyond the threshold
-    n_slices: int
-    step: int
-    percentile: float
-
-    @property
-    def inside(self) -> bool:
-        return self.verdict == "inside"
-
-    def line(self) -> str:
-        return (f"score {self.score:.4f}  threshold {self.threshold:.4f}  verdict {self.verdict} "
-                f"({self.outside_share:.0%} of {self.n_slices} slices beyond the threshold; checkpoint step "
-                f"{self.step}, threshold = {self.percentile:g}th percentile of held-out pool slices)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def raw_vectors(emb: Embeddings, features: str) -> np.ndarray:

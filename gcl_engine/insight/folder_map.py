@@ -8,9 +8,7 @@ of a clicked point at its slice. Building it is one call: :func:`build_map`.
 from __future__ import annotations
 
 import csv
-import io
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,41 +18,10 @@ from gcl_engine.events import EventSink, Log, emit
 from gcl_engine.insight.config import MapConfig
 from gcl_engine.insight.pool import PoolSlices, pool_embeddings, pool_slices
 from gcl_engine.insight.projection import project_2d
+from gcl_engine.insight.results import FIXED_COLUMNS, FolderMap
 from gcl_engine.insight.run_model import Embeddings, RunModel
 from gcl_engine.io.atomic import atomic_write_text
 from gcl_engine.runtime import CancelToken
-
-FIXED_COLUMNS = ("volume_id", "source", "slice", "x", "y")
-
-
-@dataclass
-class FolderMap:
-    """Points of the map and what each is; ``labels[name][i]`` is point i's value of a colouring column."""
-
-    volume_id: list[str]
-    source: list[str]
-    slice: np.ndarray  # (n,) int
-    xy: np.ndarray  # (n, 2) float32
-    labels: dict[str, list[str]] = field(default_factory=dict)  # "volume" first, then the meta labels
-    method: str = ""
-    step: int = 0
-    seconds: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.volume_id)
-
-    def colour_choices(self) -> list[str]:
-        return list(self.labels)
-
-    def to_csv(self) -> str:
-        names = [n for n in self.labels if n != "volume"]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow([*FIXED_COLUMNS, *names])
-        for i in range(len(self)):
-            writer.writerow([self.volume_id[i], self.source[i], int(self.slice[i]), f"{self.xy[i, 0]:.5g}",
-                             f"{self.xy[i, 1]:.5g}", *(self.labels[n][i] for n in names)])
-        return buffer.getvalue()
 
 
 def map_from_pool(pool: PoolSlices, emb: Embeddings, method: str, seed: int, step: int) -> FolderMap:

@@ -7,16 +7,14 @@ with each point's pixel position, so a click in the GUI finds the nearest point 
 
 from __future__ import annotations
 
-import io
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gcl_engine.insight.folder_map import FolderMap
+from gcl_engine.insight.results import FolderMap, MapImage
 from gcl_engine.io.atomic import atomic_write_bytes
 
 # 20 colours that stay apart on dark and light backgrounds (chosen here, in the spirit of Tableau's 20)
@@ -25,26 +23,6 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
            "#bcbd22", "#aec7e8")
 UNKNOWN_COLOUR = "#7f7f7f"
 LEGEND_ROWS = 18
-
-
-@dataclass
-class MapImage:
-    rgba: np.ndarray  # (H, W, 4) uint8
-    pixels: np.ndarray  # (n, 2) float: (column, row) of each point in the picture
-    colours: dict[str, str]  # category -> colour, as the legend shows them
-
-    def png_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(self.rgba, "RGBA").save(buffer, format="PNG")
-        return buffer.getvalue()
-
-    def nearest(self, column: float, row: float, within_px: float = 12.0) -> int | None:
-        """Index of the point drawn nearest to a pixel, or None when none lies within ``within_px``."""
-        if not len(self.pixels):
-            return None
-        d2 = ((self.pixels - np.array([column, row])) ** 2).sum(axis=1)
-        best = int(np.argmin(d2))
-        return best if d2[best] <= within_px ** 2 else None
 
 
 def _natural(text: str) -> list:

@@ -7,11 +7,12 @@ import pytest
 
 from gcl_engine.insight.conflicts import conflict_matrices, cosine_series
 from gcl_engine.insight.fit_check import FitSettings, calibrate, holdout_folds, knn_distance, unit
-from gcl_engine.insight.folder_map import FolderMap, read_map_csv, write_map_csv
+from gcl_engine.insight.folder_map import read_map_csv, write_map_csv
 from gcl_engine.insight.map_image import render_map
 from gcl_engine.insight.pool import select_rows
 from gcl_engine.insight.probe import probe_label
 from gcl_engine.insight.projection import project_2d, resolve_method
+from gcl_engine.insight.results import FolderMap
 from gcl_engine.insight.svg_charts import line_chart, nice_ticks
 
 
