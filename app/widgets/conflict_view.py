@@ -64,5 +64,7 @@ class ConflictView(QWidget):
                                     f"{int(matrix.steps[i, j])} steps; mean cosine {cos:+.2f}")
                 table.setItem(i, j, item)
         table.resizeColumnsToContents()
-        table.setMaximumHeight(34 + 30 * len(names))
+        table.resizeRowsToContents()
+        frame = 2 * table.frameWidth()
+        table.setFixedHeight(table.horizontalHeader().sizeHint().height() + table.verticalHeader().length() + frame)
         return table

@@ -8,6 +8,7 @@ of a clicked point at its slice. Building it is one call: :func:`build_map`.
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def build_map(cfg: MapConfig, on_event: EventSink | None = None, cancel: CancelT
 
 
 def write_map_csv(fmap: FolderMap, path: str | Path) -> Path:
+    """The CSV, and beside it ``<name>.json`` saying how it was made (projection, checkpoint step)."""
+    about = {"method": fmap.method, "step": fmap.step, "slices": len(fmap), "seconds": round(fmap.seconds, 2)}
+    atomic_write_text(Path(path).with_suffix(".json"), json.dumps(about))
     return atomic_write_text(path, fmap.to_csv())
 
 
@@ -70,4 +74,10 @@ def read_map_csv(path: str | Path) -> FolderMap:
         raise InputError(p, f"a row of the map is damaged ({exc})") from exc
     labels = {"volume": [r[0] for r in body]}
     labels.update({name: [r[len(FIXED_COLUMNS) + j] for r in body] for j, name in enumerate(extra)})
-    return FolderMap([r[0] for r in body], [r[1] for r in body], slices, xy, labels)
+    fmap = FolderMap([r[0] for r in body], [r[1] for r in body], slices, xy, labels)
+    try:
+        about = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+        fmap.method, fmap.step = str(about.get("method", "")), int(about.get("step", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # a CSV without its sidecar is still a map
+    return fmap

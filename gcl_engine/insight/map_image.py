@@ -60,8 +60,9 @@ def render_map(fmap: FolderMap, colour_by: str = "volume", width: int = 900, hei
     legend_w = min(240, width // 3)
     left, top, right, bottom = 12, 30, width - legend_w - 12, height - 12
     draw.rectangle([left, top, right, bottom], outline=grid)
+    method = {"tsne": "t-SNE", "pca": "PCA"}.get(fmap.method, fmap.method)
     heading = title or (f"{len(fmap)} slices coloured by {column}"
-                        + (f" ({fmap.method.upper()}, step {fmap.step})" if fmap.method else ""))
+                        + (f" ({method}, checkpoint step {fmap.step})" if fmap.method else ""))
     draw.text((left, 8), heading, fill=fg, font=font)
     pixels = _to_pixels(fmap.xy, left + 8, top + 8, right - 8, bottom - 8)
     radius = 4 if len(fmap) <= 500 else 3 if len(fmap) <= 3000 else 2
@@ -69,7 +70,7 @@ def render_map(fmap: FolderMap, colour_by: str = "volume", width: int = 900, hei
     for i in order:
         x, y = pixels[i]
         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colours[values[i]])
-    _legend(draw, values, colours, right + 14, top, column, fg, small)
+    _legend(draw, values, colours, right + 14, top, column, fg, small, width - right - 20)
     return MapImage(np.asarray(image, dtype=np.uint8).copy(), pixels, colours)
 
 
@@ -86,7 +87,17 @@ def _to_pixels(xy: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np
     return np.stack([px, py], axis=1)
 
 
-def _legend(draw, values: list[str], colours: dict[str, str], x: int, y: int, column: str, fg: str, font) -> None:
+def _fit_text(draw, text: str, font, max_px: int) -> str:
+    """``text``, shortened with an ellipsis until it fits ``max_px`` pixels."""
+    if draw.textlength(text, font=font) <= max_px:
+        return text
+    while len(text) > 1 and draw.textlength(text + "…", font=font) > max_px:
+        text = text[:-1]
+    return text + "…"
+
+
+def _legend(draw, values: list[str], colours: dict[str, str], x: int, y: int, column: str, fg: str, font,
+            max_px: int) -> None:
     counts = Counter(values)
     shown = sorted(colours, key=_natural)
     if len(shown) > LEGEND_ROWS:  # many volumes: the largest groups, then how many more
@@ -95,8 +106,9 @@ def _legend(draw, values: list[str], colours: dict[str, str], x: int, y: int, co
     for row, cat in enumerate(shown, start=1):
         cy = y + 4 + row * 17
         draw.ellipse([x, cy + 2, x + 9, cy + 11], fill=colours[cat])
-        label = cat if len(cat) <= 26 else cat[:24] + "…"
-        draw.text((x + 15, cy), f"{label} ({counts[cat]})", fill=fg, font=font)
+        count = f" ({counts[cat]})"
+        label = _fit_text(draw, cat, font, max_px - 15 - int(draw.textlength(count, font=font)))
+        draw.text((x + 15, cy), label + count, fill=fg, font=font)
     if len(colours) > len(shown):
         draw.text((x, y + 4 + (len(shown) + 1) * 17), f"… and {len(colours) - len(shown)} more", fill=fg,
                   font=font)

@@ -188,7 +188,7 @@ def map_png_base64(fmap: FolderMap, column: str, width: int = 900, height: int =
 
 def _maps(fmap: FolderMap) -> str:
     parts = [f"<p class='note'>{len(fmap)} slices, each a point: its image embedding projected to 2D "
-             f"({escape(fmap.method.upper())}). Slices that the network sees alike lie close.</p>"]
+             f"({'t-SNE' if fmap.method == 'tsne' else 'PCA'}). Slices that the network sees alike lie close.</p>"]
     for column in MAP_COLUMNS:
         values = fmap.labels.get(column)
         if values is None or len(set(values)) < 2 and column != "volume":

@@ -116,10 +116,12 @@ def _tiny_map() -> FolderMap:
 
 def test_map_csv_round_trip(tmp_path):
     fmap = _tiny_map()
+    fmap.method, fmap.step = "tsne", 7
     back = read_map_csv(write_map_csv(fmap, tmp_path / "map.csv"))
     assert back.volume_id == fmap.volume_id and back.source == fmap.source  # the comma is quoted
     assert back.slice.tolist() == [0, 3, 1, 2] and np.allclose(back.xy, fmap.xy)
     assert back.labels == fmap.labels and back.colour_choices() == ["volume", "position"]
+    assert (back.method, back.step) == ("tsne", 7)
 
 
 def test_map_csv_that_is_not_a_map_is_refused(tmp_path):
