@@ -116,6 +116,9 @@ def main() -> int:
     if args.quick:
         args.steps, args.size, args.base_channels = 10, 32, 8
     be_nice(args.nice)
+    rep = Report("fit_check_auroc", "Fit check: AUROC of the score, pool kinds vs other anatomy / modality", args,
+                 {"steps": args.steps, "size": args.size, "base_channels": args.base_channels, "device": args.device,
+                  "seed": args.seed, "out": OUT, "near": NEAR, "slab": SLAB})  # made first: it times the run
     data = bench_data(args.data)
     load = {rel: api.load_volume(data / rel) for rel in (*BRAIN, *CT, *OUT, *NEAR)}
     folds = [((BRAIN[0], CT[0]), (BRAIN[1], CT[1])), ((BRAIN[1], CT[1]), (BRAIN[0], CT[0]))]
@@ -144,9 +147,7 @@ def main() -> int:
                      flagged("in"), flagged("out"), flagged("near")])
         raw[name] = folds_
     n_in, n_out = 2 * len(folds), len(OUT) * len(folds)
-    rep = Report("fit_check_auroc", "Fit check: AUROC of the score, pool kinds vs other anatomy / modality", args,
-                 {"steps": args.steps, "size": args.size, "base_channels": args.base_channels, "device": args.device,
-                  "seed": args.seed, "folds": folds, "out": OUT, "near": NEAR, "slab": SLAB})
+    rep.meta["config"]["folds"] = folds
     rep.add(f"{len(folds)} folds; per fold one brain T1 MR and one abdominal CT pre-trained ({args.steps} steps, "
             f"{args.size} px, base {args.base_channels}), the other subject of each held out. Scans: {n_in} in kind, "
             f"{n_out} out of kind (abdominal MR, cardiac MR) over the folds; slabs of {SLAB} slices.\n")

@@ -1,8 +1,9 @@
 """Screenshots of what pre-training learnt, in the napari plugin, opened from the menus as a user does.
 
-    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python docs/insight_screenshots.py RUN
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python docs/insight_screenshots.py RUN [FIT_RUN [SCAN]]
 
-RUN is a pre-training run folder (e.g. ``gcl pretrain resources/sample_data/scans --out RUN``). The script
+RUN is a pre-training run folder (e.g. ``gcl pretrain resources/sample_data/scans --out RUN``); FIT_RUN the run
+whose pool the fit check compares SCAN with (the README's: abdominal CT only, SCAN a brain MR). The script
 opens Plugins > GCL Studio > Data & pre-training, presses *Update map*, colours the map by position,
 clicks a point (its volume opens at that slice), shows the Conflicts tab, then opens Annotate & fine-tune on
 a scan from another body region and waits for the fit check. PNGs go to docs/insight_*.png.
@@ -50,7 +51,7 @@ def shot(viewer, name: str) -> None:
     print("saved", DOCS / f"insight_{name}.png")
 
 
-def main(run: Path, other_scan: Path) -> int:
+def main(run: Path, fit_run: Path, other_scan: Path) -> int:
     project = Path(tempfile.mkdtemp(prefix="gcl_insight_")) / "project"
     project.mkdir(parents=True)
     (project / "settings.json").write_text(json.dumps({"last_run": str(run), "pretrained": str(run / "last.pt")}))
@@ -77,12 +78,14 @@ def main(run: Path, other_scan: Path) -> int:
     viewer.open(str(other_scan), plugin="gcl-studio")
     trigger_menu(["Plugins", "GCL Studio", "Annotate & fine-tune"])
     annotate = panel_of(FinetunePanel)
+    annotate.project.update(pretrained=str(fit_run / "last.pt"))  # a pool of one kind: the check is sharp there
     annotate.image_chooser.setCurrentText(viewer.layers[-1].name)
     annotate.attach()
     wait_until(lambda: annotate.fit_warning.verdict is not None, 300, "the fit check")
     print(annotate.fit_warning.text())
     shot(viewer, "3_fit_check")
     viewer.close()
+    annotate.project.update(pretrained=str(run / "last.pt"))
     standalone(project)
     return 0
 
@@ -114,6 +117,8 @@ def standalone(project: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]).resolve(), Path(sys.argv[2] if len(sys.argv) > 2 else
-                  Path.home() / ".cache/gcl-studio/bench-data/volumes/nilearn_icbm/"
-                  "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz").resolve()))
+    brain = (Path.home() / ".cache/gcl-studio/bench-data/volumes/nilearn_icbm/"
+             "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
+    run_arg = Path(sys.argv[1]).resolve()
+    sys.exit(main(run_arg, Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else run_arg,
+                  Path(sys.argv[3] if len(sys.argv) > 3 else brain).resolve()))
