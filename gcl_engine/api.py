@@ -24,6 +24,7 @@ from gcl_engine.config import (
 )
 from gcl_engine.data.interpolation import METHODS as INTERPOLATION_METHODS
 from gcl_engine.data.interpolation import interpolate_between as interpolate_slices
+from gcl_engine.data.interpolation import interpolate_volume
 from gcl_engine.data.painted import UNKNOWN_LABEL, painted_slices
 from gcl_engine.data.scan import ScanResult, VolumeRecord
 from gcl_engine.data.scan import scan_folder as _scan_folder
@@ -58,7 +59,8 @@ __all__ = [
     "__version__", "Cancelled", "CancelToken", "CheckpointError", "CheckpointSaved", "ConfigError",
     "configure_cpu_threads", "describe_devices", "DeviceInfo", "Event", "event_from_json", "EventSink",
     "export_nifti", "export_onnx", "FileCancelToken", "finetune", "FinetuneConfig", "FinetuneResult", "Finished",
-    "from_dict", "from_json", "GCLError", "Geometry", "InputError", "interpolate_slices", "INTERPOLATION_METHODS",
+    "from_dict", "from_json", "GCLError", "Geometry", "InputError", "interpolate_slices",
+    "interpolate_volume", "INTERPOLATION_METHODS",
     "job_command", "LabelNames", "load_json", "load_volume", "Log", "METHODS", "Metric", "ModelConfig",
     "OnnxExportReport", "OutputError", "PaintedLabels", "painted_slices", "PredictConfig", "Prediction",
     "PreprocessConfig",

@@ -42,17 +42,12 @@ def _slices(text: str | None) -> list[int] | None:
 
 def run_interpolate(args: argparse.Namespace) -> int:
     labels = api.load_volume(args.labels)
-    axis = AXES[args.axis]
-    stack = np.moveaxis(labels.array, axis, 0)
-    painted = api.painted_slices(stack, args.unknown_value, _slices(args.slices), args.labels)
-    if not painted:
-        raise api.InputError(args.labels, "no painted slice: paint at least two slices to interpolate between")
-    spacing = labels.geometry.spacing  # (x, y, z): in-plane pixel size of a slice along this axis
-    rows_axis, cols_axis = (a for a in range(3) if a != axis)
-    pixel_mm = (float(spacing[2 - rows_axis]), float(spacing[2 - cols_axis]))
-    filled = api.interpolate_slices(stack, painted, args.method, args.unknown_value, pixel_mm)
+    filled, painted = api.interpolate_volume(labels.array, labels.geometry.spacing, AXES[args.axis], args.method,
+                                             args.unknown_value, _slices(args.slices))
+    if len(painted) < 2:
+        raise api.InputError(args.labels, f"{len(painted)} painted slice(s): paint at least two to interpolate between")
     names = {k: v for k, v in api.read_label_names(args.labels).names.items() if k != args.unknown_value}
-    written = api.export_nifti(np.moveaxis(filled, 0, axis), labels, args.out, label_names=names or None)
+    written = api.export_nifti(filled, labels, args.out, label_names=names or None)
     print(f"{args.labels} -> {written}: {len(painted)} painted slice(s) {painted}, "
           f"{max(0, painted[-1] - painted[0] + 1 - len(painted))} filled by {args.method}")
     return 0

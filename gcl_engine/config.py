@@ -38,8 +38,15 @@ class PreprocessConfig:
     # None: each slice's whole field of view is resized to size x size; a number (mm): slices are resampled at
     # field_of_view_mm / size mm per pixel, centred, so organs have one pixel size across scans
     field_of_view_mm: float | None = None
+    # 2.5D: the network sees this many neighbouring slices on each side as extra input channels (0: 2D)
+    context_slices: int = 0
+
+    @property
+    def input_channels(self) -> int:
+        return 1 + 2 * self.context_slices
 
     def validate(self) -> None:
+        _check(0 <= self.context_slices <= 4, f"context_slices must be in 0..4, got {self.context_slices}")
         _check(16 <= self.size <= 1024 and self.size % 16 == 0,
                f"size must be a multiple of 16 in [16, 1024], got {self.size}")
         _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")

@@ -60,7 +60,8 @@ class UNetUser:
         self.image_path, self.pretrained = image_path, pretrained
         self.model: str | None = None
         self.round = 0
-        self.preprocess = PreprocessConfig(size=int(row.get("size", 64)), field_of_view_mm=row.get("fov"))
+        self.preprocess = PreprocessConfig(size=int(row.get("size", 64)), field_of_view_mm=row.get("fov"),
+                                           context_slices=int(row.get("context", 0)))
         self.net = ModelConfig(base_channels=int(row.get("base_channels", 8)), levels=int(row.get("levels", 4)))
 
     def update(self, annotations: np.ndarray, painted: list[int], unknown: int | None) -> tuple[np.ndarray, dict]:
@@ -69,7 +70,7 @@ class UNetUser:
         cfg = FinetuneConfig(
             image=self.image_path, out=str(out), pretrained=None if self.model else self.pretrained,
             init_model=self.model, slices=tuple(painted), class_names=self.class_names,
-            steps=int(self.row.get("steps", 80)), seed=self.seed * 1000 + self.round, threads=1, device="cpu",
+            steps=self._steps(), seed=self.seed * 1000 + self.round, threads=1, device="cpu",
             unknown_value=unknown, preprocess=self.preprocess, model=self.net, **self.row.finetune_overrides)
         t0 = time.perf_counter()
         result = api.finetune(cfg, labels_array=annotations)
@@ -88,6 +89,11 @@ class UNetUser:
         main = predictions.pop("")
         timing = {"finetune_s": round(finetune_s, 2), "predict_s": round(predict_s, 2)}
         return main, {**timing, "variants": predictions} if predictions else timing
+
+    def _steps(self) -> int:
+        """The row's steps; ``steps_continue`` for a fine-tune that continues from the previous round's model."""
+        first = int(self.row.get("steps", 80))
+        return first if self.model is None else int(self.row.get("steps_continue", first))
 
     def _predict_overrides(self) -> dict:
         return {k[3:]: v for k, v in self.row.settings.items() if k.startswith("pr.")}

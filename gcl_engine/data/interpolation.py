@@ -27,11 +27,28 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from gcl_engine.data.painted import known_mask
+from gcl_engine.data.painted import known_mask, painted_slices
 from gcl_engine.errors import ConfigError
 
 InterpolationMethod = Literal["sdf", "mci"]
 METHODS: tuple[str, ...] = ("sdf", "mci")
+
+
+def in_plane_mm(spacing: Sequence[float], axis: int) -> tuple[float, float]:
+    """(row, column) pixel size in mm of a slice cut along numpy ``axis`` of a volume of ITK ``spacing`` (x, y, z)."""
+    rows_axis, cols_axis = (a for a in range(3) if a != axis)
+    return float(spacing[2 - rows_axis]), float(spacing[2 - cols_axis])
+
+
+def interpolate_volume(labels: np.ndarray, spacing: Sequence[float], axis: int = 0,
+                       method: InterpolationMethod = "sdf", unknown_value: int | None = None,
+                       slices: Sequence[int] | None = None) -> tuple[np.ndarray, list[int]]:
+    """A label volume with the gaps between its painted slices (along numpy ``axis``) filled; and which slices
+    were painted. ``spacing``: the volume's ITK (x, y, z) spacing, so distances are physical."""
+    stack = np.moveaxis(np.asarray(labels), axis, 0)
+    painted = painted_slices(stack, unknown_value, slices)
+    filled = interpolate_between(stack, painted, method, unknown_value, in_plane_mm(spacing, axis))
+    return np.moveaxis(filled, 0, axis), painted
 
 
 def interpolate_between(stack: np.ndarray, painted: Sequence[int], method: InterpolationMethod = "sdf",

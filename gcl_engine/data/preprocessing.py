@@ -65,3 +65,13 @@ def prepare_label_slices(labels: np.ndarray, cfg: PreprocessConfig, direction: t
     """(n, size, size) long label maps, nearest-neighbour resampled along the same cut, orientation and scale."""
     layout = slice_layout(cfg, labels.shape, direction, spacing)
     return layout.to_network(slices_along(labels, cfg.axis).astype(np.float32), nearest=True).long()
+
+
+def with_context(slices: torch.Tensor, context: int) -> torch.Tensor:
+    """(n, S, S) -> (n, 1 + 2 context, S, S): each slice with its neighbours as channels, centre in the middle
+    (the first and last slices repeat at the volume's ends); context 0 adds the channel axis only."""
+    if context == 0:
+        return slices.unsqueeze(1)
+    n = slices.shape[0]
+    idx = (torch.arange(n)[:, None] + torch.arange(-context, context + 1)[None]).clamp(0, max(0, n - 1))
+    return slices[idx]

@@ -27,8 +27,9 @@ class OnnxExportReport:
 def export_onnx(model_path: str | Path, out_path: str | Path, opset: int = 17, check: bool = True) -> OnnxExportReport:
     state = load_checkpoint(model_path, SEGMENTER_FORMAT)
     model = model_from_state(state).eval()
-    size = json.loads(state["preprocess_json"])["size"]
-    example = torch.randn(2, 1, size, size, generator=torch.Generator().manual_seed(0))
+    pre = json.loads(state["preprocess_json"])
+    channels = 1 + 2 * int(pre.get("context_slices", 0))
+    example = torch.randn(2, channels, pre["size"], pre["size"], generator=torch.Generator().manual_seed(0))
     out = Path(out_path)
     if out.suffix != ".onnx":
         raise OutputError(f"{out}: the ONNX file name must end in .onnx")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gcl_engine.data.interpolation import interpolate_between
+from gcl_engine.data.interpolation import in_plane_mm, interpolate_between
 from gcl_engine.data.painted import known_mask, painted_slices
 from gcl_engine.errors import InputError
 
@@ -40,6 +40,9 @@ class FusionPlan:
     interpolation: np.ndarray  # (n, H, W)
     weight: np.ndarray  # (n,) in [0, 1]
 
+    def is_painted(self, k: int) -> bool:
+        return k in self._painted_set
+
     def fuse(self, k: int, probabilities: torch.Tensor) -> np.ndarray:
         """(K, H, W) network probabilities of slice k on the stored grid -> (H, W) labels."""
         w = float(self.weight[k])
@@ -49,7 +52,7 @@ class FusionPlan:
                 max=probabilities.shape[0] - 1), 1.0)
             probabilities = (1.0 - w) * probabilities + w * onehot
         labels = probabilities.argmax(0).numpy()
-        if k in self._painted_set:
+        if self.is_painted(k):
             labels = np.where(self.known[k], self.stack[k], labels)
         return labels
 
@@ -65,8 +68,7 @@ def plan_fusion(painted: PaintedLabels, shape: tuple[int, ...], axis: int, spaci
     stack = np.moveaxis(np.asarray(painted.labels), axis, 0)
     marks = painted_slices(stack, painted.unknown_value, painted.slices, source)
     n = stack.shape[0]
-    rows_axis, cols_axis = (a for a in range(3) if a != axis)
-    pixel_mm = (float(spacing[2 - rows_axis]), float(spacing[2 - cols_axis]))
+    pixel_mm = in_plane_mm(spacing, axis)
     slice_mm = float(spacing[2 - axis])
     weight = np.zeros(n)
     if reach_mm and len(marks) >= 2:

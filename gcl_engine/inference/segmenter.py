@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json, from_saved_json
-from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout
+from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout, with_context
 from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import Cancelled, CheckpointError, InputError
 from gcl_engine.events import EventSink, Progress, emit
@@ -34,6 +34,7 @@ class Prediction:
     class_names: list[str]
     geometry: Geometry
     probabilities: np.ndarray | None = None  # (K, *shape) float16 when asked for
+    uncertainty: np.ndarray | None = None  # (*shape) float16 normalised entropy in [0, 1] when asked for
 
 
 class _TorchBackend:
@@ -103,8 +104,9 @@ class Segmenter:
             raise InputError(path, "an ONNX model not exported by GCL Studio (no preprocessing metadata)")
         pre = from_saved_json(PreprocessConfig, meta["gcl_preprocess"])
         shape = backend.session.get_inputs()[0].shape
-        if len(shape) != 4 or shape[1] not in (1, "channels"):
-            raise InputError(path, f"unexpected model input shape {shape}: expected (batch, 1, H, W)")
+        if len(shape) != 4 or shape[1] not in (pre.input_channels, "channels"):
+            raise InputError(path, f"unexpected model input shape {shape}: expected "
+                                   f"(batch, {pre.input_channels}, H, W)")
         return cls(backend, json.loads(meta["gcl_class_names"]), pre, cfg)
 
     @property
@@ -116,22 +118,24 @@ class Segmenter:
             raise InputError(volume.meta.source, f"expected a 3D volume, got shape {volume.array.shape}")
 
     def network_inputs(self, volume: Volume) -> tuple[np.ndarray, SliceLayout]:
-        """(n, size, size) normalised slices as the network sees them, and how to map outputs back."""
+        """(n, C, size, size) network inputs (normalised slices, with their neighbours as channels in 2.5D),
+        and how to map outputs back."""
         self._check(volume)
         g = volume.geometry
-        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, g.direction,
-                                       g.spacing).numpy()
-        return slices, slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
+        slices = prepare_volume_slices(volume.array, volume.meta.modality, self.preprocess, g.direction, g.spacing)
+        inputs = with_context(slices, self.preprocess.context_slices).numpy()
+        return inputs, slice_layout(self.preprocess, volume.array.shape, g.direction, g.spacing)
 
     def softmax_batches(self, slices: np.ndarray, cancel: CancelToken | None = None,
                         on_event: EventSink | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-        """(first slice index, (b, K, size, size) probabilities) per batch, at the network's resolution;
+        """(first slice index, (b, K, size, size) probabilities) per batch of (n, C, size, size) inputs, at the
+        network's resolution;
         averaged over shifted copies of the input when ``config.tta_shift`` is set."""
         n, bs = slices.shape[0], self.config.batch_size
         for i in range(0, n, bs):
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
-            batch = np.ascontiguousarray(slices[i:i + bs, None], dtype=np.float32)
+            batch = np.ascontiguousarray(slices[i:i + bs], dtype=np.float32)
             yield i, self._softmax(batch)
             emit(on_event, Progress("predict", min(i + bs, n), n))
 
@@ -147,10 +151,13 @@ class Segmenter:
         return total / 5.0
 
     def predict(self, volume: Volume, on_event: EventSink | None = None, cancel: CancelToken | None = None,
-                keep_probabilities: bool = False, painted: PaintedLabels | None = None) -> Prediction:
+                keep_probabilities: bool = False, painted: PaintedLabels | None = None,
+                keep_uncertainty: bool = False) -> Prediction:
         """Labels of every voxel of ``volume``. With ``painted`` (what the user painted on this volume), painted
         voxels keep their labels and the slices between painted slices combine the network with the
-        interpolation of the painted slices (``config.interpolation_reach_mm``; inference/fusion.py)."""
+        interpolation of the painted slices (``config.interpolation_reach_mm``; inference/fusion.py).
+        ``keep_uncertainty``: the network's per-voxel entropy over the classes, 0 (sure) to 1 (uniform); 0 on
+        painted voxels."""
         axis = self.preprocess.axis
         slices, layout = self.network_inputs(volume)
         plan = None if painted is None else plan_fusion(
@@ -160,17 +167,25 @@ class Segmenter:
         dtype = smallest_label_dtype(len(self.class_names) - 1)
         argmax = np.empty((slices.shape[0], *in_plane), dtype)
         probs = [] if keep_probabilities else None
+        entropy = np.zeros(argmax.shape, np.float16) if keep_uncertainty else None
+        norm = float(np.log(max(2, len(self.class_names))))
         for i, soft in self.softmax_batches(slices, cancel, on_event):  # one batch of probabilities at a time
             for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
                 prob = layout.to_source(soft[j:j + 1])
                 argmax[i + j] = prob[0].argmax(0).numpy() if plan is None else plan.fuse(i + j, prob[0])
                 if probs is not None:
                     probs.append(prob.numpy().astype(np.float16))
+                if entropy is not None:
+                    h = (-(prob[0] * torch.log(prob[0].clamp_min(1e-8))).sum(0) / norm).clamp(0, 1).numpy()
+                    if plan is not None and plan.is_painted(i + j):
+                        h[plan.known[i + j]] = 0.0
+                    entropy[i + j] = h
         labels = np.moveaxis(argmax, 0, axis)
         if self.config.largest_component:
             labels = keep_largest_component(labels)
         kept = np.moveaxis(np.concatenate(probs), 0, axis + 1) if probs is not None else None
-        return Prediction(labels, self.class_names, volume.geometry, kept)
+        uncertainty = np.moveaxis(entropy, 0, axis) if entropy is not None else None
+        return Prediction(labels, self.class_names, volume.geometry, kept, uncertainty)
 
 
 def model_from_state(state: dict) -> torch.nn.Module:

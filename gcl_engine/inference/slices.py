@@ -10,14 +10,15 @@ from gcl_engine.data.slice_layout import SliceLayout
 @torch.no_grad()
 def predict_probabilities(model: torch.nn.Module, slices: torch.Tensor, layout: SliceLayout,
                           batch_size: int = 16) -> torch.Tensor:
-    """(n, S, S) normalised slices -> (n, K, H, W) softmax probabilities on the stored in-plane grid
-    (``layout``: how the slices were oriented and scaled; undone here)."""
+    """(n, S, S) normalised slices, or (n, C, S, S) with neighbours as channels -> (n, K, H, W) softmax
+    probabilities on the stored in-plane grid (``layout``: how the slices were oriented and scaled; undone)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     outs = []
     for i in range(0, slices.shape[0], batch_size):
-        x = slices[i:i + batch_size].unsqueeze(1).to(device)
+        x = slices[i:i + batch_size]
+        x = (x.unsqueeze(1) if x.ndim == 3 else x).to(device)
         outs.append(layout.to_source(torch.softmax(model(x).float(), dim=1).cpu()))
     model.train(was_training)
     return torch.cat(outs) if outs else torch.zeros(0)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gcl_engine.config import FinetuneConfig
-from gcl_engine.data.interpolation import interpolate_between
+from gcl_engine.data.interpolation import in_plane_mm, interpolate_between
 from gcl_engine.data.preprocessing import prepare_label_slices, slices_along
 from gcl_engine.losses import IGNORE_INDEX
 
@@ -47,18 +47,19 @@ class ExtraTargets:
 @torch.no_grad()
 def model_pseudo_labels(model: torch.nn.Module, slices: torch.Tensor, unpainted: list[int], threshold: float,
                         batch_size: int = 16) -> torch.Tensor:
-    """(len(unpainted), S, S) argmax labels where the model is confident, IGNORE_INDEX elsewhere."""
+    """(len(unpainted), S, S) argmax labels where the model is confident, IGNORE_INDEX elsewhere;
+    ``slices``: the network inputs (n, C, S, S)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(unpainted), batch_size):
-        x = slices[unpainted[i:i + batch_size]].unsqueeze(1).to(device)
+        x = slices[unpainted[i:i + batch_size]].to(device)  # (b, C, S, S)
         prob = torch.softmax(model(x).float(), 1).cpu()
         top, label = prob.max(1)
         out.append(torch.where(top >= threshold, label, torch.full_like(label, IGNORE_INDEX)))
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros((0, *slices.shape[1:]), dtype=torch.long)
+    return torch.cat(out) if out else torch.zeros((0, *slices.shape[2:]), dtype=torch.long)
 
 
 def interpolation_targets(cfg: FinetuneConfig, labels_array: np.ndarray, painted: list[int], direction, spacing
@@ -68,9 +69,7 @@ def interpolation_targets(cfg: FinetuneConfig, labels_array: np.ndarray, painted
         return [], torch.zeros(0), np.zeros(0)
     axis = cfg.preprocess.axis
     stack = slices_along(labels_array, axis)
-    rows_axis, cols_axis = (a for a in range(3) if a != axis)
-    pixel_mm = (float(spacing[2 - rows_axis]), float(spacing[2 - cols_axis]))
-    interp = interpolate_between(stack, painted, "sdf", cfg.unknown_value, pixel_mm)
+    interp = interpolate_between(stack, painted, "sdf", cfg.unknown_value, in_plane_mm(spacing, axis))
     inside = [k for k in range(painted[0] + 1, painted[-1]) if k not in set(painted)]
     if not inside:
         return [], torch.zeros(0), np.zeros(0)

@@ -23,6 +23,7 @@ from gcl_engine.config import (
     from_saved_json,
     to_json,
 )
+from gcl_engine.data.preprocessing import with_context
 from gcl_engine.errors import CheckpointError, InputError
 from gcl_engine.events import EventSink, Finished, Log, Metric, Preview, Progress, emit
 from gcl_engine.inference.slices import predict_labels
@@ -32,6 +33,7 @@ from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled,
 from gcl_engine.training.checkpoint import load_checkpoint, save_checkpoint
 from gcl_engine.training.extra_targets import build_extra_targets
 from gcl_engine.training.finetune_data import AnnotatedSlices, SegmentationAugment, load_annotated
+from gcl_engine.training.heldout import heldout_score
 from gcl_engine.training.schedules import one_cycle, set_lr
 
 SEGMENTER_FORMAT = "gcl-segmenter"
@@ -54,6 +56,7 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
     t0 = time.perf_counter()
     emit(on_event, Progress("finetune", 0, cfg.steps, "loading the image and the annotations"))
     cfg, start_state = _start_state(cfg, on_event)
+    cfg = replace(cfg, model=replace(cfg.model, in_channels=cfg.preprocess.input_channels))
     device = select_device(cfg.device)
     if device.type == "cpu":
         configure_cpu_threads(cfg.threads)
@@ -65,14 +68,16 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
               {"params": model.decoder.parameters(), "lr": cfg.lr_decoder}]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     base_lrs = [cfg.lr_encoder, cfg.lr_decoder]
-    x_all, y_all = data.slices[data.annotated], data.labels[data.annotated]
+    inputs = with_context(data.slices, cfg.preprocess.context_slices)  # (n, C, S, S)
+    x_all, y_all = inputs[data.annotated], data.labels[data.annotated]
     weights = class_weights_from_labels(y_all, len(data.class_names)).to(device) if cfg.class_weighted_ce else None
     augment = SegmentationAugment(cfg.preprocess.size) if cfg.augment else None
     g = data.image.geometry
-    extra = build_extra_targets(cfg, model, data.slices, data.source_labels, data.annotated,
+    extra = build_extra_targets(cfg, model, inputs, data.source_labels, data.annotated,
                                 start_state is not None and start_state["format"] == SEGMENTER_FORMAT,
                                 g.direction, g.spacing)
     extra_batch = max(1, cfg.batch_size // 2)
+    history = _heldout_history(start_state, model, inputs, data, cfg, on_event)
     status, step, loss_value, first_preview = "completed", 0, float("nan"), None
     model.train()
     while step < cfg.steps:
@@ -83,11 +88,11 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
         set_lr(opt, [0.0 if frozen else base_lrs[0], base_lrs[1]], one_cycle(step, cfg.steps))
         idx = torch.as_tensor(rng.integers(0, len(data.annotated), size=cfg.batch_size))
         x, y = x_all[idx], y_all[idx]
-        x, y = augment(x, y, cfg.seed * 100_003 + step) if augment else (x.unsqueeze(1), y)
+        x, y = augment(x, y, cfg.seed * 100_003 + step) if augment else (x, y)
         loss = segmentation_loss(model(x.to(device)), y.to(device), weights, cfg.dice_weight, cfg.ce_weight)
         if extra is not None:
             ex, ey = extra.draw(rng, extra_batch)
-            ex, ey = augment(ex, ey, cfg.seed * 100_003 + step + 50_000) if augment else (ex.unsqueeze(1), ey)
+            ex, ey = augment(ex, ey, cfg.seed * 100_003 + step + 50_000) if augment else (ex, ey)
             loss = loss + extra.loss_weight * segmentation_loss(model(ex.to(device)), ey.to(device), weights,
                                                                 cfg.dice_weight, cfg.ce_weight)
         opt.zero_grad(set_to_none=True)
@@ -98,9 +103,9 @@ def finetune(cfg: FinetuneConfig, on_event: EventSink | None = None, cancel: Can
         emit(on_event, Metric("finetune", step, {"loss": loss_value, "lr_decoder": opt.param_groups[1]["lr"]}))
         emit(on_event, Progress("finetune", step, cfg.steps, f"loss {loss_value:.3f}"))
         if cfg.preview_slices and (step % cfg.preview_every == 0 or step == cfg.steps):
-            _emit_preview(model, data, cfg, step, on_event)
+            _emit_preview(model, data, inputs, cfg, step, on_event)
             first_preview = first_preview or time.perf_counter() - t0
-    path = save_segmenter(model, cfg, data, prior_steps + step)
+    path = save_segmenter(model, cfg, data, prior_steps + step, history)
     emit(on_event, Finished("finetune", status, {"model": str(path), "steps": step}))
     return FinetuneResult(str(path), step, status, data.annotated, data.class_names, loss_value, first_preview)
 
@@ -135,11 +140,23 @@ def _initial_model(cfg: FinetuneConfig, state: dict | None, num_classes: int) ->
         _load(model, state["model"], cfg.init_model)
         return model, int(state.get("steps", 0))
     encoder = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
-    _load(model.encoder, encoder, cfg.pretrained)
+    _load(model.encoder, inflate_input(encoder, cfg.model.in_channels), cfg.pretrained)
     decoder = {k[len("decoder."):]: v for k, v in state["model"].items() if k.startswith("decoder.")}
     if decoder:  # pre-trained with pixel_features='decoder': its first up-blocks; the rest and the head start fresh
         _load(model.decoder, decoder, cfg.pretrained, partial=True)
     return model, 0
+
+
+def inflate_input(encoder_state: dict, in_channels: int) -> dict:
+    """A 2D pre-trained encoder for 2.5D input: the first conv's weights go to the centre channel, the
+    neighbour channels start at zero, so the network starts out computing exactly what was pre-trained."""
+    key = next(k for k in encoder_state if k.endswith("conv.weight"))
+    weight = encoder_state[key]
+    if weight.shape[1] == in_channels:
+        return encoder_state
+    grown = torch.zeros((weight.shape[0], in_channels, *weight.shape[2:]), dtype=weight.dtype)
+    grown[:, in_channels // 2] = weight[:, 0]
+    return {**encoder_state, key: grown}
 
 
 def _load(module: torch.nn.Module, state: dict, path: str, partial: bool = False) -> None:
@@ -152,15 +169,32 @@ def _load(module: torch.nn.Module, state: dict, path: str, partial: bool = False
         raise CheckpointError(f"{path}: weights do not fit this model ({len(result.unexpected_keys)} unknown)")
 
 
-def _emit_preview(model, data: AnnotatedSlices, cfg: FinetuneConfig, step: int, on_event) -> None:
+def _emit_preview(model, data: AnnotatedSlices, inputs: torch.Tensor, cfg: FinetuneConfig, step: int,
+                  on_event) -> None:
     wanted = [s for s in cfg.preview_slices if 0 <= s < data.slices.shape[0]]
     if not wanted:
         return
-    masks = predict_labels(model, data.slices[wanted], data.layout)
+    masks = predict_labels(model, inputs[wanted], data.layout)
     emit(on_event, Preview(step, wanted, [m.numpy().astype(np.uint16) for m in masks]))
 
 
-def save_segmenter(model, cfg: FinetuneConfig, data: AnnotatedSlices, steps: int) -> Path:
+def _heldout_history(start_state: dict | None, model, inputs, data: AnnotatedSlices, cfg: FinetuneConfig,
+                     on_event) -> list[dict]:
+    """The starting model's held-out scores so far, plus its score on the slices painted since it was saved."""
+    if start_state is None or start_state["format"] != SEGMENTER_FORMAT:
+        return []
+    history = list(start_state.get("heldout", []))
+    seen = set(start_state.get("annotated_slices", []))
+    entry = heldout_score(model, inputs, data.layout, data.source_labels, cfg.preprocess.axis,
+                          [k for k in data.annotated if k not in seen], cfg.unknown_value)
+    if entry is not None:
+        history.append({**entry, "painted_before": len(seen)})
+        emit(on_event, Metric("finetune", 0, {"heldout_dice": entry["dice"], "heldout_slices": len(entry["slices"])}))
+    return history
+
+
+def save_segmenter(model, cfg: FinetuneConfig, data: AnnotatedSlices, steps: int,
+                   heldout: list[dict] | None = None) -> Path:
     if not cfg.out:
         raise InputError(None, "no output path for the model (--out)")
     payload = {
@@ -174,6 +208,7 @@ def save_segmenter(model, cfg: FinetuneConfig, data: AnnotatedSlices, steps: int
         "annotated_slices": list(data.annotated),
         "steps": steps,
         "pretrained": Path(cfg.pretrained).name if cfg.pretrained else "",
+        "heldout": list(heldout or []),  # the model before each fine-tune, scored on the slices painted since
     }
     return save_checkpoint(payload, cfg.out)
 

@@ -98,11 +98,14 @@ class SegmentationAugment:
         self.intensity = IntensityAugment()
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(b, S, S) float and long -> augmented (b, 1, S, S) and (b, S, S)."""
+        """(b, S, S) or (b, C, S, S) float and (b, S, S) long -> augmented (b, C, S, S) and (b, S, S); the
+        channels of a sample (a slice and its neighbours) move together."""
+        if images.ndim == 3:
+            images = images.unsqueeze(1)
         xs, ys = [], []
         for i in range(images.shape[0]):
             self.spatial.set_random_state(seed=(seed * 7919 + i) % 2**32)
-            out = self.spatial({"image": images[i:i + 1], "label": labels[i:i + 1].float()})
+            out = self.spatial({"image": images[i], "label": labels[i:i + 1].float()})
             xs.append(_plain(out["image"]))
             ys.append(_plain(out["label"])[0].round().long())
         x = torch.stack(xs)

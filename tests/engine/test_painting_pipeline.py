@@ -136,7 +136,7 @@ def test_test_time_shifts_average_five_shifted_predictions(scan, model):
     plain = api.Segmenter.load(model, api.PredictConfig(device="cpu"))
     shifted = api.Segmenter.load(model, api.PredictConfig(device="cpu", tta_shift=2))
     slices, _ = plain.network_inputs(image)
-    batch = np.ascontiguousarray(slices[:2, None])
+    batch = np.ascontiguousarray(slices[:2])
     manual = sum(torch.softmax(plain.backend.logits(np.ascontiguousarray(np.roll(batch, s, axis=(2, 3)))), 1)
                  .roll((-s[0], -s[1]), dims=(2, 3)) for s in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))) / 5
     _, got = next(shifted.softmax_batches(slices[:2]))
@@ -192,3 +192,30 @@ def test_cli_finetune_with_unknown_value_and_suggest(scan, tmp_path, capsys):
     assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
     assert main(["suggest", "--model", str(out), "--image", str(scan[0]), "--labels", str(path)]) == 0
     assert "paint next" in capsys.readouterr().out
+
+
+def test_uncertainty_is_per_voxel_entropy_and_zero_on_painted_voxels(scan, model):
+    image, lab = api.load_volume(scan[0]), scan[2]
+    painted = np.zeros_like(lab)
+    painted[8] = lab[8]
+    seg = api.Segmenter.load(model, api.PredictConfig(device="cpu"))
+    pred = seg.predict(image, keep_probabilities=True, keep_uncertainty=True, painted=api.PaintedLabels(painted))
+    p = pred.probabilities.astype(np.float64)
+    entropy = -(p * np.log(np.clip(p, 1e-8, None))).sum(0) / np.log(3)
+    held = [k for k in range(lab.shape[0]) if k != 8]
+    assert pred.uncertainty.shape == image.array.shape and pred.uncertainty.dtype == np.float16
+    assert np.allclose(pred.uncertainty[held], entropy[held], atol=2e-2)
+    assert not pred.uncertainty[8].any() and 0 < pred.uncertainty.max() <= 1
+
+
+def test_a_continued_fine_tune_scores_the_previous_model_on_the_newly_painted_slices(scan, tmp_path):
+    first = api.finetune(cfg_for(scan, tmp_path / "a.pt", slices=(3, 8), steps=10))
+    events = []
+    second = api.finetune(cfg_for(scan, tmp_path / "b.pt", slices=(3, 8, 12), init_model=first.model_path),
+                          on_event=events.append)
+    scores = [e.values for e in events if isinstance(e, api.Metric) and "heldout_dice" in e.values]
+    assert len(scores) == 1 and 0.0 <= scores[0]["heldout_dice"] <= 1.0 and scores[0]["heldout_slices"] == 1
+    history = load_checkpoint(second.model_path)["heldout"]
+    assert history == [{"slices": [12], "dice": scores[0]["heldout_dice"], "painted_before": 2}]
+    third = api.finetune(cfg_for(scan, tmp_path / "c.pt", slices=(3, 8, 12), init_model=second.model_path))
+    assert load_checkpoint(third.model_path)["heldout"] == history  # nothing new painted: nothing new scored
