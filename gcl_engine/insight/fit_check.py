@@ -1,12 +1,13 @@
 """Does this scan fit? Distance of a scan's slice embeddings to the pre-training pool, against a threshold.
 
 Score of a slice: mean cosine distance of its (pool-centred) embedding to its k nearest pool slices. To
-calibrate, the pool is cut into 5 folds (whole volumes when there are at least 5, else a contiguous block
-of each volume) and every pool slice is scored against the folds it is not in; the threshold is the 99th
-percentile of those held-out scores, the distance that 99% of unseen pool slices stay within, whatever
-kind of scan they are. New scans are scored against the whole pool. A scan's score is the median of its
-slices' scores; above the threshold it is ``outside``: its typical slice lies farther from the pool than
-99% of unseen pool slices do.
+calibrate, the pool is cut into 5 folds (whole volumes when there are at least 5, else contiguous blocks of
+each volume) and every pool slice is scored against the folds it is not in. Each held-out unit (a volume,
+or a block of one) gets the median of its slices' scores, just as a new scan does, and the threshold is the
+99th percentile of those unit scores: a scan is ``outside`` when its typical slice lies farther from the
+pool than that of 99% of the pool's own scans held out (measured first on slices: a 99th percentile of
+slice scores sat in the long tail of a scan's odd slices, far above every scan's median, and flagged
+nothing). New scans are scored against the whole pool.
 The reference and the threshold are kept in ``RUN/insight/fit.npz`` per checkpoint (no pickle).
 """
 
@@ -94,7 +95,8 @@ def holdout_folds(volume: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray
 
 
 def calibrate(raw: np.ndarray, volume: np.ndarray, settings: FitSettings, step: int = 0) -> FitReference:
-    """Score every pool slice against the folds it is not in; the threshold is a percentile of those scores."""
+    """Score every pool slice against the folds it is not in; the threshold is a percentile of the held-out units'
+    median scores (a unit: a volume, or a block of one)."""
     fold, kind = holdout_folds(volume, settings.folds, settings.seed)
     if len(np.unique(fold)) < 2:
         raise InputError(None, "the pool is too small to calibrate a fit check (it needs at least 2 slices)")
@@ -104,7 +106,9 @@ def calibrate(raw: np.ndarray, volume: np.ndarray, settings: FitSettings, step: 
     for f in np.unique(fold):
         held = fold == f
         scores[held] = knn_distance(vectors[held], vectors[~held], settings.k)
-    threshold = float(np.percentile(scores, settings.percentile))
+    units = [np.median(scores[(fold == f) & (volume == v)]) for f in np.unique(fold) for v in np.unique(volume)
+             if ((fold == f) & (volume == v)).any()]
+    threshold = float(np.percentile(units, settings.percentile))
     return FitReference(vectors.astype(np.float32), mean.astype(np.float32), threshold, scores.astype(np.float32),
                         settings, step, kind)
 

@@ -204,8 +204,9 @@ def _fit(ref: FitReference) -> str:
     quant = ", ".join(f"{q}%: {np.percentile(s, q):.4f}" for q in (50, 90, 99)) if len(s) else "none"
     return (f"<p>Reference: all {len(ref.reference)} pool slices ({escape(ref.settings.features)} features, k = "
             f"{ref.settings.k}). Calibration: each pool slice scored against the {ref.settings.folds} folds it is not "
-            f"in (folds of {escape(ref.holdout)}). Threshold = {ref.settings.percentile:g}th percentile of those "
-            f"scores = <b>{ref.threshold:.4f}</b> (score percentiles {quant}). "
+            f"in (folds of {escape(ref.holdout)}); each held-out volume or block scores the median of its slices. "
+            f"Threshold = {ref.settings.percentile:g}th percentile of those scan scores = <b>{ref.threshold:.4f}</b> "
+            f"(slice score percentiles {quant}). "
             "<code>gcl check-fit --run RUN --image SCAN</code> scores "
         "a scan against it.</p>")
 

@@ -120,7 +120,7 @@ class FitVerdict:
     def line(self) -> str:
         return (f"score {self.score:.4f}  threshold {self.threshold:.4f}  verdict {self.verdict} "
                 f"({self.outside_share:.0%} of {self.n_slices} slices beyond the threshold; checkpoint step "
-                f"{self.step}, threshold = {self.percentile:g}th percentile of held-out pool slices)")
+                f"{self.step}, threshold = {self.percentile:g}th percentile of the pool's held-out scans)")
 
     def to_dict(self) -> dict:
         return asdict(self)
