@@ -84,8 +84,8 @@ def main(run: Path, fit_run: Path, other_scan: Path) -> int:
     wait_until(lambda: annotate.fit_warning.verdict is not None, 300, "the fit check")
     print(annotate.fit_warning.text())
     shot(viewer, "3_fit_check")
-    viewer.close()
     annotate.project.update(pretrained=str(run / "last.pt"))
+    viewer.close()
     standalone(project)
     return 0
 
