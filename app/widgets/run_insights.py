@@ -67,8 +67,10 @@ class RunInsights(QWidget):
         self.update_button.clicked.connect(lambda: self.request("map"))
         self.report_button.clicked.connect(lambda: self.request("report"))
         self.map_view.point_chosen.connect(self.open_point)
-        training.checkpoint.connect(lambda _event: self.request("map"))
-        training.finished.connect(lambda _event: self.refresh())
+        # a map after each checkpoint of a running job, and one more once the job has ended (its last checkpoint
+        # is drawn after the training process exited, so a cancel never waits on the map's start-up)
+        training.checkpoint.connect(lambda event: self.request("map") if event.reason == "interval" else None)
+        training.finished.connect(lambda _event: self.request("map"))
         self.runner.progress.connect(lambda e: self.status.info(f"{e.stage} {e.done}/{e.total} {e.message}"))
         self.runner.finished.connect(self._on_job_done)
         self.runner.failed.connect(self._on_job_failed)
