@@ -17,6 +17,17 @@ from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLay
 from gcl_engine import api
 
 
+class _ClickableLabel(QLabel):
+    """A picture that says where it was clicked (in its own pixels)."""
+
+    clicked = Signal(float, float)
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        pos = event.position() if hasattr(event, "position") else event.pos()
+        self.clicked.emit(float(pos.x()), float(pos.y()))
+        super().mousePressEvent(event)
+
+
 class MapView(QWidget):
     """``set_map(fmap)`` shows a map; ``point_chosen(i)`` when the user clicks near point i."""
 
@@ -29,13 +40,13 @@ class MapView(QWidget):
         self.picture: Any | None = None  # the engine's MapImage currently shown
         self.colour = QComboBox(self)
         self.colour.setToolTip("Colour the slices by their volume or by a meta label")
-        self.image = QLabel("No map yet: it is drawn at each checkpoint of a pre-training run.", self)
+        self.image = _ClickableLabel("No map yet: it is drawn at each checkpoint of a pre-training run.", self)
         self.image.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.image.setWordWrap(True)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.image.setMinimumHeight(260)
         self.image.setToolTip("Click a point: its volume opens at that slice")
-        self.image.mousePressEvent = self._clicked  # a QLabel has no clicked signal
+        self.image.clicked.connect(self.click_at)
         row = QHBoxLayout()
         row.addWidget(QLabel("Colour by", self))
         row.addWidget(self.colour, 1)
@@ -95,10 +106,6 @@ class MapView(QWidget):
         if index is not None:
             self.point_chosen.emit(index)
         return index
-
-    def _clicked(self, event: Any) -> None:
-        pos = event.position() if hasattr(event, "position") else event.pos()
-        self.click_at(pos.x(), pos.y())
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)

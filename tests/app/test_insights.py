@@ -10,6 +10,7 @@ from gcl_app.layers import image_layer_data
 from gcl_app.widgets import run_insights
 from gcl_app.widgets.data_panel import DataPanel
 from gcl_app.widgets.fit_warning import WARNING_STYLE
+from qtpy.QtCore import QPoint, Qt
 
 from gcl_engine import api
 from gcl_engine.insight.folder_map import write_map_csv
@@ -96,7 +97,8 @@ def test_a_map_of_hundreds_of_volumes_loads_and_draws_off_the_ui_thread(make_nap
     assert "position fights series in 100% of steps" in insights.conflicts.sentences["img"].text()
     chosen = []
     insights.map_view.point_chosen.connect(chosen.append)
-    insights.map_view.click_at(*insights.map_view.picture.pixels[1234])
+    col, row = insights.map_view.picture.pixels[1234]
+    qtbot.mouseClick(insights.map_view.image, Qt.MouseButton.LeftButton, pos=QPoint(int(round(col)), int(round(row))))
     pixels = insights.map_view.picture.pixels
     assert len(chosen) == 1 and np.allclose(pixels[chosen[0]], pixels[1234], atol=12)  # a neighbour may lie on top
     panel.shutdown()
