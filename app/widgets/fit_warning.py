@@ -61,15 +61,21 @@ class FitWarning(QLabel):
         if generation != self._generation:
             return
         self.verdict = verdict
-        self.setStyleSheet("" if verdict.inside else WARNING_STYLE)
-        self.setText(verdict_text(verdict))
-        self.setToolTip(verdict.line())
-        self.checked.emit(verdict)
+        try:
+            self.setStyleSheet("" if verdict.inside else WARNING_STYLE)
+            self.setText(verdict_text(verdict))
+            self.setToolTip(verdict.line())
+            self.checked.emit(verdict)
+        except RuntimeError:  # the panel was closed while the check ran
+            pass
 
     def _failed(self, generation: int, exc: Exception) -> None:
         if generation != self._generation:
             return
         self.verdict = None
-        self.setStyleSheet("")
-        self.setText(f"Fit check not possible: {exc}")
-        self.checked.emit(None)
+        try:
+            self.setStyleSheet("")
+            self.setText(f"Fit check not possible: {exc}")
+            self.checked.emit(None)
+        except RuntimeError:
+            pass

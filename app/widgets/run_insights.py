@@ -8,6 +8,7 @@ coalesced into one more). Reading the map's CSV and the metrics runs in a thread
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from gcl_app.widgets.common import StatusLine, start_worker
 from gcl_app.widgets.conflict_view import ConflictView
 from gcl_app.widgets.map_view import MapView
 from gcl_app.widgets.open_slice import open_at_slice
-from qtpy.QtCore import QUrl, Signal
+from qtpy.QtCore import QTimer, QUrl, Signal
 from qtpy.QtGui import QDesktopServices
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from gcl_engine import api
+
+MAP_EVERY_S = 60.0  # while training runs, at most one map a minute: each is a process of its own on a small machine
 
 
 def load_run_views(run: str) -> dict[str, Any]:
@@ -46,6 +49,10 @@ class RunInsights(QWidget):
         self.fmap: Any | None = None
         self.axis = 0
         self._pending: list[str] = []
+        self._last_map = float("-inf")  # time.monotonic() when the last map job ended
+        self._map_timer = QTimer(self)
+        self._map_timer.setSingleShot(True)
+        self._map_timer.timeout.connect(lambda: self.request("map"))
         self.map_view = MapView(self)
         self.conflicts = ConflictView(self)
         self.tabs = QTabWidget(self)
@@ -69,13 +76,21 @@ class RunInsights(QWidget):
         self.map_view.point_chosen.connect(self.open_point)
         # a map after each checkpoint of a running job, and one more once the job has ended (its last checkpoint
         # is drawn after the training process exited, so a cancel never waits on the map's start-up)
-        training.checkpoint.connect(lambda event: self.request("map") if event.reason == "interval" else None)
+        training.checkpoint.connect(lambda event: self._on_checkpoint() if event.reason == "interval" else None)
         training.finished.connect(lambda _event: self.request("map"))
         self.runner.progress.connect(lambda e: self.status.info(f"{e.stage} {e.done}/{e.total} {e.message}"))
         self.runner.finished.connect(self._on_job_done)
         self.runner.failed.connect(self._on_job_failed)
         self.project.add_listener(self._on_project)
         self._on_project("project")
+
+    def _on_checkpoint(self) -> None:
+        """A new checkpoint of a running job: a map now, or once a minute has passed since the last one."""
+        wait_s = self._last_map + MAP_EVERY_S - time.monotonic()
+        if wait_s <= 0:
+            self.request("map")
+        elif not self._map_timer.isActive():
+            self._map_timer.start(int(wait_s * 1000))
 
     def run_dir(self) -> Path | None:
         run = self.project.last_run()
@@ -106,12 +121,14 @@ class RunInsights(QWidget):
         if event.stage == "report" and event.result.get("html"):
             self._open_report(event.result["html"])
         elif event.stage == "map":
+            self._last_map = time.monotonic()
             self.status.info(f"map: {event.result.get('slices', '?')} slices, checkpoint step "
                              f"{event.result.get('step', '?')}")
             self.refresh()
         self._next()
 
     def _on_job_failed(self, message: str) -> None:
+        self._last_map = time.monotonic()
         self.status.error(message)
         self._next()
 
@@ -150,8 +167,15 @@ class RunInsights(QWidget):
         source, volume_id, k = self.fmap.source[index], self.fmap.volume_id[index], int(self.fmap.slice[index])
         self.status.info(f"opening {volume_id} at slice {k} …")
         open_at_slice(self.viewer, source, volume_id, k, self.axis,
-                      on_done=lambda _layer: self.status.info(f"{volume_id}, slice {k}"),
-                      on_error=lambda exc: self.status.error(f"Could not open {volume_id}: {exc}"))
+                      on_done=lambda _layer: self._say(f"{volume_id}, slice {k}"),
+                      on_error=lambda exc: self._say(f"Could not open {volume_id}: {exc}", error=True))
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """A worker's result may arrive after the panel was closed: then nobody is told."""
+        try:
+            self.status.error(text) if error else self.status.info(text)
+        except RuntimeError:  # the status line's C++ object is gone with its panel
+            pass
 
     def _on_project(self, key: str) -> None:
         if key in ("project", "last_run"):
@@ -159,5 +183,6 @@ class RunInsights(QWidget):
             self.refresh()
 
     def shutdown(self) -> None:
+        self._map_timer.stop()
         self.runner.kill()
         self.project.remove_listener(self._on_project)

@@ -101,6 +101,8 @@ def test_a_map_of_hundreds_of_volumes_loads_and_draws_off_the_ui_thread(make_nap
     qtbot.mouseClick(insights.map_view.image, Qt.MouseButton.LeftButton, pos=QPoint(int(round(col)), int(round(row))))
     pixels = insights.map_view.picture.pixels
     assert len(chosen) == 1 and np.allclose(pixels[chosen[0]], pixels[1234], atol=12)  # a neighbour may lie on top
+    qtbot.waitUntil(lambda: "Could not open" in insights.status.text(), timeout=30_000)  # made-up scans: no file
+    assert "not there any more" in insights.status.text()
     panel.shutdown()
 
 
@@ -170,3 +172,17 @@ def test_predicting_a_scan_checks_that_it_fits(make_napari_viewer, qtbot, tiny_p
     assert blocker.args[0] is not None and "threshold" in panel.fit_warning.text()
     qtbot.waitUntil(lambda: panel.predict_button.isEnabled(), timeout=60_000)
     panel.shutdown()
+
+
+def test_checkpoints_of_a_running_job_draw_at_most_one_map_a_minute(make_napari_viewer, tiny_pretrained, tmp_path):
+    import time
+
+    panel = data_panel(make_napari_viewer())
+    insights = panel.insights
+    panel.project.update(last_run=str(own_run(tiny_pretrained, tmp_path)))
+    insights._last_map = time.monotonic()  # a map has just been drawn
+    insights._on_checkpoint()
+    assert not insights.runner.running and insights._map_timer.isActive()  # the next waits for the minute
+    assert insights._map_timer.remainingTime() > (run_insights.MAP_EVERY_S - 5) * 1000
+    panel.shutdown()
+    assert not insights._map_timer.isActive()
