@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[app,dev]"
+	$(BIN)/python -m pip install -q -e ".[standalone,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)

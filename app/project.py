@@ -2,8 +2,9 @@
 
 Not a singleton (one per window, passed to each panel): two windows on two projects never share
 state by accident. Everything a panel needs to survive a crash or a restart is on disk here:
-``settings.json`` (written atomically), ``runs/`` (pre-training run folders), ``models/`` (fine-tuned
-models) and ``annotations/`` (label maps, NIfTI with the source geometry, via ``api.export_nifti``).
+``settings.json`` (written atomically), ``runs/`` (pre-training run folders, laid out as ``api.RunLayout``
+says), ``models/`` (fine-tuned models), ``annotations/`` (label maps, NIfTI with the source geometry, via
+``api.export_nifti``) and ``cache/`` (the slice cache the data panel's scan fills and pre-training reads).
 """
 
 from __future__ import annotations
@@ -138,25 +139,31 @@ class Project:
         run = self.get("last_run")
         return Path(run) if run and Path(run).is_dir() else None
 
+    def cache_dir(self) -> Path:
+        """The project's slice cache (keyed by file content and preprocessing, so runs share it safely)."""
+        return self.root / "cache"
+
     def pretrained_checkpoint(self) -> Path | None:
         """Where fine-tuning starts: the checkpoint a finished (or cancelled) pre-training recorded, else the
-        newest checkpoint of the last run, which a run cut short by a crash still left (``last.pt``)."""
+        newest checkpoint of the last run, which a run cut short by a crash still left."""
         path = self.get("pretrained")
         if path and Path(path).is_file():
             return Path(path)
         run = self.last_run()
-        return run / "last.pt" if run is not None and (run / "last.pt").is_file() else None
+        layout = api.RunLayout(run) if run is not None else None
+        return layout.last_checkpoint if layout is not None and layout.has_checkpoint() else None
 
     def current_model(self) -> Path | None:
         path = self.get("model")
         return Path(path) if path and Path(path).is_file() else None
 
     def new_model_path(self, volume_id: str) -> Path:
-        """``models/<volume>-vNNN.pt``, one past the highest existing version (never an existing file)."""
-        stem = safe_name(volume_id)
-        versions = [int(m.group(1)) for p in (self.root / "models").glob(f"{stem}-v*.pt")
-                    if (m := re.fullmatch(re.escape(stem) + r"-v(\d+)\.pt", p.name))]
-        return self.root / "models" / f"{stem}-v{max(versions, default=0) + 1:03d}.pt"
+        """``models/<volume>-vNNN`` + the model suffix, one past the highest existing version (never an
+        existing file)."""
+        stem, suffix = safe_name(volume_id), api.MODEL_SUFFIX
+        versions = [int(m.group(1)) for p in (self.root / "models").glob(f"{stem}-v*{suffix}")
+                    if (m := re.fullmatch(re.escape(stem) + r"-v(\d+)" + re.escape(suffix), p.name))]
+        return self.root / "models" / f"{stem}-v{max(versions, default=0) + 1:03d}{suffix}"
 
     def job_dir(self, kind: str) -> Path:
         path = self.root / "jobs" / kind

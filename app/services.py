@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from gcl_engine import api
 
+log = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 25
 OOM_MARKERS = ("out of memory", "memoryerror", "cannot allocate memory", "std::bad_alloc")
 
@@ -115,19 +117,22 @@ class JobRunner(QObject):
         return self._proc is not None
 
     def start(self, kind: str, config: Any, workdir: str | Path, resume: bool = False) -> Path:
-        """Write ``config`` as JSON into ``workdir`` and start the job there; returns the config path."""
+        """Write ``config`` as JSON where the engine says (a run's own config file) and start the job in
+        ``workdir``; returns the config path."""
         if self._proc is not None:
             raise RuntimeError(f"a {self.kind} job is already running")
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         if self.config_hook is not None:
             config = self.config_hook(kind, config)
-        config_path = workdir / f"{kind}-config.json"
+        config_path = api.job_config_path(kind, workdir)
         config_path.write_text(api.to_json(config), encoding="utf-8")
         self.cancel_file = workdir / f"{kind}.cancel"
         self.cancel_file.unlink(missing_ok=True)
         argv = api.job_command(kind, config_path, self.cancel_file, resume)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        log_file = api.ensure_logging()  # the child appends to the window's log
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **({api.LOG_FILE_ENV: str(log_file)} if log_file else {})}
+        log.info("starting the %s job: %s", kind, config_path)
         self.kind, self._finished_event, self._killed = kind, None, False
         self._stderr.clear()
         self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir,
@@ -203,8 +208,12 @@ class JobRunner(QObject):
             self.cancel_file.unlink(missing_ok=True)
         done = self._finished_event
         if returncode == 0 and done is not None and done.status in ("completed", "cancelled"):
+            log.info("the %s job %s", self.kind, done.status)
             self.finished.emit(done)
         elif self._killed:
+            log.warning("the %s job was stopped by force", self.kind)
             self.finished.emit(api.Finished(self.kind, "cancelled", {"killed": True}))
         else:
-            self.failed.emit(failure_message(self.kind, returncode, list(self._stderr), self._killed))
+            message = failure_message(self.kind, returncode, list(self._stderr), self._killed)
+            log.error("%s", message)
+            self.failed.emit(message)

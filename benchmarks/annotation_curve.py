@@ -36,7 +36,7 @@ from annotation.report import METRICS, Curves, per_class_table, plot, targets_ta
 from annotation.rows import BASE_ROWS, parse_row  # noqa: E402
 from common import RESULTS, Report, be_nice  # noqa: E402
 
-DEFAULT_ROWS = ("interp_mci,interp_sdf,forest,unet_scratch,unet_gcl,recipe,recipe_scribbles")
+DEFAULT_ROWS = "interp_mci,interp_sdf,forest,unet_scratch,unet_recipe_net,unet_gcl,recipe,recipe_scribbles"
 DEFAULT_TASKS = "ct_sm,mr_sm,itk_kmeans,icbm"
 # the GUI's "quick (CPU)" pre-training preset; size, width and depth follow the row's network
 PRETRAIN = {"steps": 150, "size": 64, "base_channels": 8, "levels": 4}
@@ -68,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--nice", type=int, default=5)
     p.add_argument("--recipe", default="recipe", help="the row the targets are read for")
+    p.add_argument("--report-only", action="store_true", help="write the report from the records so far, run nothing")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seeds, args.tasks = 2, [0], ["ct_sm"]
@@ -284,7 +285,8 @@ def main(argv=None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     records = Records(run_dir / "records.jsonl")
     pretrains, curves = plan(args, run_dir)
-    execute(pretrains, curves, records, args.workers)
+    if not args.report_only:
+        execute(pretrains, curves, records, args.workers)
     report(args, pretrains, curves, records)
     return 0
 

@@ -6,15 +6,25 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 from gcl_engine import api, cli_insight, cli_painting
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
+log = logging.getLogger("gcl_engine.cli")  # not __name__: it is "__main__" under python -m
+
+
+def _logging_options(defaults: bool) -> argparse.ArgumentParser:
+    """--verbose / --log-file, accepted before or after the command (after it, they only override)."""
+    p = argparse.ArgumentParser(add_help=False)
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("--verbose", "-v", action="store_true", help="log debug detail, and print the log on stderr", **keep)
+    p.add_argument("--log-file", help="log here instead of the user log folder's gcl-studio.log", **keep)
+    return p
 
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
@@ -34,9 +44,10 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gcl", description="GCL Studio engine")
+    parser = argparse.ArgumentParser(prog="gcl", description="GCL Studio engine", parents=[_logging_options(True)])
     parser.add_argument("--version", action="version", version=f"gcl-studio {api.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = _with_parents(sub.add_parser, _logging_options(False))  # every command takes them too
     s = sub.add_parser("scan", help="list the volumes of a folder, the files skipped and the meta labels")
     s.add_argument("folder")
     s.add_argument("--json", action="store_true")
@@ -71,18 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_options(f)
     r = sub.add_parser("predict", help="segment a volume or a folder, write NIfTI masks")
     r.add_argument("--model", required=True, help="fine-tuned .pt or exported .onnx")
-    r.add_argument("--image", required=True, help="a scan file, a DICOM folder or a folder of scans")
-    r.add_argument("--out", required=True, help="output mask file (one image) or folder (a folder of scans)")
+    r.add_argument("--image", required=True,
+                   help="a scan file, a DICOM folder or a folder of scans (every time point and series)")
+    r.add_argument("--out", required=True,
+                   help="a folder (masks as <volume>_seg.nii.gz, sub-folders kept) or, for a single volume, a "
+                        ".nii.gz file")
     r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
     r.add_argument("--device", default="auto")
     r.add_argument("--largest-component", action="store_true")
     r.add_argument("--threads", type=int, help="CPU threads (default: the libraries' choice)")
+    r.add_argument("--format", choices=api.MASK_FORMATS,
+                   help="nifti (the --out suffix: .nii.gz, .nrrd, .mha) or dicom-seg (a DICOM series in, a .dcm "
+                        "SEG out, referencing it); default: dicom-seg when --out ends in .dcm, else nifti")
     cli_painting.add_parsers(sub)
     cli_insight.add_parsers(sub)
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
     return parser
+
+
+def _with_parents(add_parser, *parents: argparse.ArgumentParser):
+    def add(name: str, **kwargs):
+        return add_parser(name, parents=[*kwargs.pop("parents", []), *parents], **kwargs)
+    return add
 
 
 def _overrides(args: argparse.Namespace, names: list[str]) -> dict:
@@ -197,26 +220,29 @@ def run_finetune(args) -> int:
 
 
 def run_predict(args) -> int:
-    from gcl_engine.cli_output import predict_paths
-
-    seg = api.Segmenter.load(args.model, api.PredictConfig(backend=args.backend, device=args.device,
-                                                           largest_component=args.largest_component,
-                                                           threads=args.threads))
-    pairs = predict_paths(Path(args.image), Path(args.out))
-    if len(pairs) > 1 or Path(args.image).is_dir() and pairs and pairs[0][1].parent == Path(args.out):
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for image, out in pairs:
-        try:
-            vol = api.load_volume(image)
-            pred = seg.predict(vol)
-            written = api.export_nifti(pred.labels, vol, out, label_names=pred.class_names)
-        except api.InputError as exc:  # one bad scan in a folder does not stop the others
-            failed += 1
-            print(f"gcl predict: skipped {exc}", file=sys.stderr)
-            continue
-        print(f"{image} -> {written} ({seg.backend_name})")
-    return 1 if failed else 0
+    """A file, a DICOM folder or a folder of scans (walked like ``gcl scan``): one mask per volume."""
+    config = api.PredictConfig(backend=args.backend, device=args.device, largest_component=args.largest_component,
+                               threads=args.threads)
+    mask_format = args.format or ("dicom-seg" if args.out.lower().endswith(".dcm") else "nifti")
+    if mask_format == "dicom-seg":  # one DICOM series in, one SEG file out
+        if not args.out.lower().endswith(".dcm"):
+            raise api.ConfigError(f"--format dicom-seg writes one .dcm file; --out {args.out} does not end in .dcm")
+        seg = api.Segmenter.load(args.model, config)
+        volume = api.load_volume(args.image)
+        pred = seg.predict(volume)
+        written = api.export_mask(pred.labels, volume, args.out, pred.class_names, mask_format, model=args.model)
+        print(f"{args.image} -> {written} ({seg.backend_name})")
+        return 0
+    result = api.predict_folder(args.model, args.image, args.out, on_event=TerminalReporter(),
+                                cancel=_cancel_token(args), config=config)
+    for mask in result.masks:
+        print(f"{mask.source} -> {mask.mask} ({result.backend})")
+    for skipped in result.skipped:  # one bad scan in a folder does not stop the others
+        print(f"gcl predict: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if not result.masks and not result.skipped:
+        print(f"gcl predict: no scan found in {args.image}", file=sys.stderr)
+        return 1
+    return 1 if result.skipped or result.status != "completed" else 0
 
 
 def run_export(args) -> int:
@@ -243,16 +269,24 @@ def _apply_nice(args: argparse.Namespace) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    api.configure_logging(verbose=args.verbose, log_file=args.log_file, console=args.verbose,
+                          rotate=not getattr(args, "background", False), faults="stderr")
+    log.info("gcl %s (engine %s, pid %d)", args.command, api.__version__, os.getpid())
     try:
         return COMMANDS[args.command](args)
     except api.GCLError as exc:
+        log.error("gcl %s: %s", args.command, exc)
         if getattr(args, "events", "text") == "json":
             print(api.Log("error", str(exc)).to_json(), flush=True)
         print(f"gcl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        log.warning("gcl %s: interrupted", args.command)
         print(f"gcl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        log.exception("gcl %s failed", args.command)
+        raise
 
 
 if __name__ == "__main__":

@@ -1,13 +1,10 @@
-"""Human-readable terminal output for the CLI: a progress line, tables, path pairing."""
+"""Human-readable terminal output for the CLI: a progress line and the scan table."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from gcl_engine.events import Event, Finished, Log, Metric, Progress
-
-SCAN_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
 
 
 class TerminalReporter:
@@ -62,25 +59,3 @@ def print_scan(result) -> None:
         state = "usable" if summary.usable else "not usable (needs two values or more)"
         known = f"known on {summary.known_slices} of {summary.total_slices} slices"
         print(f"  {name:<10} {summary.n_values:>4} value(s)  {state}; {known}")
-
-
-def predict_paths(image: Path, out: Path) -> list[tuple[Path, Path]]:
-    """A single scan maps to ``out``; a folder of scans maps each file to ``out/<stem>_seg.nii.gz``."""
-    if image.is_dir() and not _is_dicom_folder(image):
-        pairs = []
-        for f in sorted(image.iterdir()):
-            if f.name.lower().endswith(SCAN_SUFFIXES):
-                stem = f.name[: -len(next(s for s in SCAN_SUFFIXES if f.name.lower().endswith(s)))]
-                pairs.append((f, out / f"{stem}_seg.nii.gz"))
-        return pairs
-    return [(image, out)]
-
-
-def _is_dicom_folder(folder: Path) -> bool:
-    for f in folder.iterdir():
-        if f.is_file():
-            with open(f, "rb") as fh:
-                head = fh.read(132)
-            if head[128:132] == b"DICM" or f.suffix.lower() == ".dcm":
-                return True
-    return False

@@ -47,7 +47,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     if len(painted) < 2:
         raise api.InputError(args.labels, f"{len(painted)} painted slice(s): paint at least two to interpolate between")
     names = {k: v for k, v in api.read_label_names(args.labels).names.items() if k != args.unknown_value}
-    written = api.export_nifti(filled, labels, args.out, label_names=names or None)
+    written = api.export_mask(filled, labels, args.out, names or None)  # an export: one audit line
     print(f"{args.labels} -> {written}: {len(painted)} painted slice(s) {painted}, "
           f"{max(0, painted[-1] - painted[0] + 1 - len(painted))} filled by {args.method}")
     return 0

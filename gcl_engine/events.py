@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,7 +83,16 @@ def event_from_json(line: str) -> Event:
     return cls(**payload)
 
 
+_log = logging.getLogger("gcl_engine.events")
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
 def emit(on_event: EventSink | None, event: Event) -> None:
+    """Send ``event`` to the sink; messages, checkpoints and job ends also go to the log (progress does not)."""
+    if isinstance(event, Log):
+        _log.log(_LEVELS.get(event.level, logging.INFO), event.message)
+    elif isinstance(event, Finished | CheckpointSaved):
+        _log.info("%s", event)
     if on_event is not None:
         on_event(event)
 

@@ -22,7 +22,7 @@ TORCH_INDEX="${TORCH_INDEX:-}"
 ORT_SPEC="${ORT_SPEC:-onnxruntime==1.31.1}"
 DIST="$ROOT/dist"
 APP="$DIST/gcl-studio"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)"
+VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' gcl_engine/__init__.py)"  # the one source of the version
 PACKAGE="$DIST/gcl-studio-$VERSION-linux-$(uname -m).tar.gz"
 PIP="$BUILD_VENV/bin/python -m pip"
 t0=$(date +%s)

@@ -15,11 +15,16 @@ from gcl_app.widgets.data_panel import DataPanel
 from gcl_app.widgets.export_panel import ExportPanel
 from gcl_app.widgets.finetune_panel import FinetunePanel
 
+from gcl_engine import api
+
 _PROJECTS: weakref.WeakKeyDictionary[Any, Project] = weakref.WeakKeyDictionary()
 
 
 def project_for(viewer: Any) -> Project:
-    """The project of this viewer's window (created on first use); napari hands panels a proxy."""
+    """The project of this viewer's window (created on first use); napari hands panels a proxy.
+
+    Opening a panel is where the plugin starts GCL Studio's log (napari's own logging is left alone)."""
+    api.ensure_logging()
     real = getattr(viewer, "__wrapped__", viewer)
     project = _PROJECTS.get(real)
     if project is None:

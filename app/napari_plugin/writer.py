@@ -33,5 +33,6 @@ def write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     geometry = geometry_of(metadata, _state_affine(attributes))
     names = label_names_of(metadata) or None
     source = (metadata.get(META_KEY) or {}).get("source")
-    written = api.export_nifti(labels, geometry, path, names, sources=[source] if source else ())
+    api.ensure_logging()  # napari's File > Save can be the first thing the plugin does: its audit line needs a log
+    written = api.export_mask(labels, geometry, path, names, sources=[source] if source else ())
     return [str(written)]

@@ -1,7 +1,8 @@
 """Files the app shows that are not Python: the icon and the user guide.
 
-``resources/`` sits beside the packages in a source checkout and inside ``_internal/`` of the bundle;
-the engine already knows where its sample data folder is, so both are found relative to that.
+``resources/`` is installed as the data package ``gcl_resources`` (checkout, wheel, bundle) and holds the icons
+beside the sample data; the engine already knows where its sample data folder is, so the icon is found from
+there, and the README (a checkout's root, the bundle's ``_internal/``) one folder above.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="open the sample, fine-tune two steps in a child process, export a mask, check it, exit")
     parser.add_argument("--self-test-steps", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--verbose", "-v", action="store_true", help="log debug detail (and print the log on stderr)")
+    parser.add_argument("--log-file", help="log here instead of the user log folder's gcl-studio.log")
     parser.add_argument("--screenshots", type=Path, default=None,
                         help="with --self-test: save the start page and the main window as PNG files here")
     return parser
@@ -57,7 +59,18 @@ def self_test_config() -> Path:
     return Path(tempfile.mkdtemp(prefix="gcl-studio-selftest-config-"))
 
 
+def start_logging(args: argparse.Namespace) -> None:
+    """The window's log (the training children log to the same file; see ``gcl_engine.logs``)."""
+    import logging
+
+    from gcl_engine import api
+
+    path = api.configure_logging(verbose=args.verbose, log_file=args.log_file, console=args.verbose, faults="file")
+    logging.getLogger("gcl_app").info("gcl-studio %s started (pid %d), log %s", api.__version__, os.getpid(), path)
+
+
 def run_gui(args: argparse.Namespace) -> int:
+    start_logging(args)
     app = create_app()
     from gcl_app.standalone.window import MainWindow
     from qtpy.QtCore import QTimer

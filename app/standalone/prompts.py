@@ -9,7 +9,7 @@ from __future__ import annotations
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 SCAN_FILTER = "Scans (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
-MASK_FILTER = "NIfTI (*.nii.gz *.nii)"
+MASK_FILTER = "NIfTI (*.nii.gz *.nii);;DICOM SEG, beside a DICOM series (*.dcm)"
 
 
 class Prompts:

@@ -3,7 +3,7 @@
 Opens the sample project (in a temporary folder, so the user's projects and recent list are left
 alone), paints three slices of the liver from the bundled reference labels, fine-tunes for two steps
 in the child process (the path a frozen bundle must get right), exports the preview with
-``api.export_nifti`` and checks that it reads back on the source grid. Prints one line and returns 0,
+``api.export_mask`` and checks that it reads back on the source grid. Prints one line and returns 0,
 or names the step that failed and returns 1. Needs a display (Xvfb will do): napari draws on OpenGL.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gcl_app.layers import NAMES_KEY, geometry_of, label_names_of, layer_affine
+from gcl_app.layers import META_KEY, NAMES_KEY, geometry_of, label_names_of, layer_affine
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.slices import show_slice
 from qtpy.QtCore import QEventLoop, QPoint
@@ -131,7 +131,9 @@ def export_and_check(window: Any, image: Any, out: Path) -> int:
     labels = np.asarray(preview.data)
     geometry = geometry_of(image.metadata, layer_affine(image))
     out.parent.mkdir(parents=True, exist_ok=True)
-    api.export_nifti(labels, geometry, out, label_names_of(preview.metadata) or None)
+    api.export_mask(labels, geometry, out, label_names_of(preview.metadata) or None,
+                    model=window.workspace.project.current_model(),
+                    sources=[(image.metadata.get(META_KEY) or {}).get("source") or api.sample_paths()["ct"]])
     back = api.load_volume(out)
     source = api.load_volume(api.sample_paths()["ct"])
     if back.array.shape != source.array.shape or not np.array_equal(back.array, labels):

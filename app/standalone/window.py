@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         if layer is None:
             self.prompts.error("Export masks", "There is no labels layer to export: paint or predict first.")
             return
-        path = self.prompts.save_file(f"Export '{layer.name}' as NIfTI",
+        path = self.prompts.save_file(f"Export '{layer.name}' (NIfTI, or DICOM SEG as .dcm)",
                                       str(self.workspace.default_export_path(layer)))
         if path:
             self.workspace.export_masks(layer, path)

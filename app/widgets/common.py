@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import QObject, QTimer
+from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QWidget
 from superqt.utils import create_worker
 
@@ -44,6 +44,22 @@ def start_worker(fn: Callable[..., Any], *args: Any, _connect: dict[str, Callabl
     signals.finished.connect(release)
     worker.start()
     return worker
+
+
+class EventRelay(QObject):
+    """An engine ``on_event`` callback for work in a worker thread: each event reaches the UI thread as a signal.
+
+    The relay lives on the UI thread, so ``event`` emitted from the worker is queued to the UI's event loop;
+    an event sent after the panel (and the relay) was deleted is dropped, never raised in the worker.
+    """
+
+    event = Signal(object)
+
+    def __call__(self, event: api.Event) -> None:
+        try:
+            self.event.emit(event)
+        except RuntimeError:  # the relay's C++ side is gone (panel closed): nobody is listening
+            pass
 
 
 class Throttle(QObject):

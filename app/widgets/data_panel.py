@@ -2,7 +2,9 @@
 
 The panel only builds an :class:`api.PretrainConfig` and shows events; the engine's CLI, run by
 :class:`JobRunner` in another process, does the work, so the window stays responsive and a crash or
-out-of-memory in training is a message here, not a lost session.
+out-of-memory in training is a message here, not a lost session. The scan here reads each volume once
+into the slice cache the job will use (same folder, same preprocessing), so the job's own scan of the
+folder is a cache hit instead of a second read of every file.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gcl_engine import api
-
-CONFIG_NAME = "pretrain-config.json"  # what JobRunner.start writes into the run folder
 
 
 def _sample_scans() -> str:
@@ -111,10 +111,10 @@ class DataPanel(QWidget):
     def _describe_last_run(self) -> None:
         """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
         run = self.project.last_run()
-        if run is None or not (run / CONFIG_NAME).is_file() or not (run / "last.pt").is_file():
+        if run is None or not api.RunLayout(run).is_resumable():
             return
         try:
-            total = api.load_json(api.PretrainConfig, run / CONFIG_NAME).steps
+            total = api.load_json(api.PretrainConfig, api.RunLayout(run).config).steps
         except (api.GCLError, ValueError, TypeError):
             return
         done = max((int(row.get("step", 0)) for row in api.read_metrics(run)), default=0)
@@ -135,8 +135,17 @@ class DataPanel(QWidget):
             return
         self.scan_button.setEnabled(False)
         self.progress.busy(f"scanning {Path(folder).name} …")
-        start_worker(api.scan_folder, folder,
+        start_worker(api.scan_folder, folder, self.job_cache(), self.form.preprocess(),
+                     api.PretrainConfig().position_partitions,
                      _connect={"returned": self._on_scanned, "errored": self._on_scan_error})
+
+    def job_cache(self) -> str:
+        """The slice cache the pre-training job reads: the host window's setting (standalone app), else the
+        project's; the scan fills it, so the job reads no file twice."""
+        probe = api.PretrainConfig()
+        if self.runner.config_hook is not None:
+            probe = self.runner.config_hook("pretrain", probe)
+        return probe.cache or str(self.project.cache_dir())
 
     def _on_scanned(self, result: api.ScanResult) -> None:
         self.scan_result = result
@@ -160,7 +169,7 @@ class DataPanel(QWidget):
         metas = self.scan_view.selected_meta_labels() if self.scan_result else api.PretrainConfig().meta_labels
         try:
             run = self.project.new_run_dir("pretrain")
-            cfg = self.form.config(folder, str(run), metas)
+            cfg = self.form.config(folder, str(run), metas, cache=self.job_cache())
         except api.GCLError as exc:
             self.status.error(str(exc))
             return
@@ -170,10 +179,10 @@ class DataPanel(QWidget):
 
     def resume(self) -> None:
         run = self.project.last_run()
-        if run is None or not (run / CONFIG_NAME).is_file():
+        if run is None or not api.RunLayout(run).config.is_file():
             self.status.error("No earlier run in this project to resume.")
             return
-        cfg = api.load_json(api.PretrainConfig, run / CONFIG_NAME)
+        cfg = api.load_json(api.PretrainConfig, api.RunLayout(run).config)
         self.plot.load(api.read_metrics(run))
         self._launch(cfg, run, resume=True)
 
@@ -203,8 +212,8 @@ class DataPanel(QWidget):
         self.plot.flush()
         checkpoint = event.result.get("checkpoint")
         run = self.project.last_run()
-        if checkpoint and run is not None and (run / "last.pt").is_file():
-            checkpoint = str(run / "last.pt")  # step files rotate away; last.pt is always the newest
+        if checkpoint and run is not None and api.RunLayout(run).has_checkpoint():
+            checkpoint = str(api.RunLayout(run).last_checkpoint)  # step files rotate away; this stays the newest
         if checkpoint:
             self.project.update(pretrained=str(checkpoint))
         self.progress.done(f"pre-training {event.status}", complete=event.status == "completed")
@@ -221,7 +230,7 @@ class DataPanel(QWidget):
         self.scan_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         run = self.project.last_run()
-        self.resume_button.setEnabled(not running and run is not None and (run / CONFIG_NAME).is_file())
+        self.resume_button.setEnabled(not running and run is not None and api.RunLayout(run).config.is_file())
 
     def shutdown(self) -> None:
         """Stop a running job (the window is closing) and stop listening to the project."""

@@ -1,8 +1,10 @@
-"""Predict & export: segment the open volume or a whole folder, write masks as NIfTI, export ONNX.
+"""Predict & export: segment the open volume or a whole folder, write masks as NIfTI or DICOM SEG, export ONNX.
 
-Prediction of one volume takes seconds, so it runs in a thread worker (not a process); a folder
-runs as a generator worker that yields after each volume, which is where Cancel takes effect.
-Every mask is written with ``api.export_nifti``: source geometry, class names in sidecars.
+Prediction of one volume takes seconds, so it runs in a thread worker (not a process). A folder is one
+call of ``api.predict_folder`` (what ``gcl predict`` runs) in a thread worker: its progress events come
+back through an :class:`EventRelay`, Cancel sets its cancel token (it stops after the current volume).
+Every mask the user exports is written with ``api.export_mask``: source geometry, class names (sidecars, or
+the SEG's segments with the layer's colours), one audit line. The file name decides the format (``.dcm``: DICOM SEG).
 """
 
 from __future__ import annotations
@@ -11,31 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gcl_app.layers import META_KEY, geometry_of, label_names_of, layer_affine, volume_of_layer
+from gcl_app.layers import META_KEY, ROLE_KEY, geometry_of, label_names_of, layer_affine, volume_of_layer
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
-from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, start_worker
+from gcl_app.widgets.common import EtaProgress, EventRelay, LayerChooser, StatusLine, start_worker
 from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.preview import predict_volume
-from magicgui.widgets import Container, FileEdit
+from magicgui.widgets import ComboBox, Container, FileEdit
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from gcl_engine import api
 
 PREDICTION = "prediction"
+MASK_FORMATS = {"NIfTI (.nii.gz)": ".nii.gz", "DICOM SEG (.dcm, beside a DICOM series)": ".dcm"}
 
 
-def predict_folder(model: str, folder: str, out_dir: str, device: str):
-    """Generator worker: yields ``api.Progress`` after each volume written to ``out_dir``."""
-    segmenter = api.Segmenter.load(model, api.PredictConfig(device=device))
-    records = api.scan_folder(folder).volumes
-    ensure_folder(Path(out_dir))
-    for i, record in enumerate(records, start=1):
-        volume = api.load_volume(record.source)
-        prediction = segmenter.predict(volume)
-        target = Path(out_dir) / f"{safe_name(record.volume_id)}_seg.nii.gz"
-        api.export_nifti(prediction.labels, volume, target, prediction.class_names)
-        yield api.Progress("predict folder", i, len(records), f"wrote {target.name}")
+def predict_folder(model: str, folder: str, out_dir: str, device: str, on_event: api.EventSink,
+                   cancel: api.CancelToken) -> api.FolderPrediction:
+    """Worker body: every volume of ``folder`` (each time point, each DICOM series) to ``out_dir``."""
+    return api.predict_folder(model, folder, out_dir, on_event, cancel, api.PredictConfig(device=device))
 
 
 def ensure_folder(folder: Path) -> None:
@@ -46,10 +42,22 @@ def ensure_folder(folder: Path) -> None:
         raise api.OutputError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
 
 
-def export_layer(labels: np.ndarray, geometry: api.Geometry, path: str, names: dict[int, str],
-                 sources: list[str]) -> Path:
+def export_layer(labels: np.ndarray, reference: api.Volume | api.Geometry, path: str, names: dict[int, str],
+                 sources: list[str], colours: dict[int, tuple[int, int, int]] | None = None,
+                 model: str | None = None) -> Path:
+    """A mask in the format its name asks for: ``.dcm`` is a DICOM SEG (``reference`` then the scan's Volume)."""
     ensure_folder(Path(path).parent)
-    return api.export_nifti(labels, geometry, path, names or None, sources=sources)
+    mask_format = "dicom-seg" if path.lower().endswith(".dcm") else "nifti"
+    if mask_format == "nifti" and isinstance(reference, api.Volume):
+        reference = reference.geometry
+    return api.export_mask(labels, reference, path, names or None, mask_format, model=model, colours=colours,
+                           sources=sources if mask_format == "nifti" else ())
+
+
+def layer_colours(layer: Any, indices: list[int]) -> dict[int, tuple[int, int, int]]:
+    """The colours a labels layer shows its classes in (what the class list set), as RGB 0-255."""
+    return {i: tuple(int(round(float(c) * 255)) for c in np.asarray(layer.get_color(i))[:3]) for i in indices
+            if i > 0 and layer.get_color(i) is not None}
 
 
 def export_model(model: str, out: str) -> api.OnnxExportReport:
@@ -64,13 +72,16 @@ class ExportPanel(QWidget):
         super().__init__(parent)
         self.viewer, self.project = viewer, project
         self._folder_worker: Any | None = None
+        self._folder_cancel: api.CancelToken | None = None
+        self._relay = EventRelay(self)
+        self._relay.event.connect(self._on_folder_event)
         self._build()
         self._connect()
         self._on_project("project")
         self.project.add_listener(self._on_project)
 
     def _build(self) -> None:
-        self.model = FileEdit(mode="r", label="Model", filter="*.pt *.onnx",
+        self.model = FileEdit(mode="r", label="Model", filter=f"*{api.MODEL_SUFFIX} *{api.ONNX_SUFFIX}",
                               tooltip="A fine-tuned model (.pt) or its ONNX export")
         self.image_chooser = LayerChooser(self.viewer, "image", self)
         self.predict_button = QPushButton("Predict current volume", self)
@@ -79,9 +90,12 @@ class ExportPanel(QWidget):
         self.predict_folder_button = QPushButton("Predict folder", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.labels_chooser = LayerChooser(self.viewer, "labels", self)
-        self.mask_path = FileEdit(mode="w", label="Save as", filter="*.nii.gz")
-        self.export_mask_button = QPushButton("Export mask (NIfTI)", self)
-        self.onnx_path = FileEdit(mode="w", label="ONNX file", filter="*.onnx")
+        self.mask_format = ComboBox(label="Format", choices=list(MASK_FORMATS),
+                                    tooltip="DICOM SEG: for a scan read from a DICOM series; it references the "
+                                            "series and carries the patient and study of its source (for PACS)")
+        self.mask_path = FileEdit(mode="w", label="Save as", filter="*.nii.gz *.dcm")
+        self.export_mask_button = QPushButton("Export mask", self)
+        self.onnx_path = FileEdit(mode="w", label="ONNX file", filter=f"*{api.ONNX_SUFFIX}")
         self.export_onnx_button = QPushButton("Export ONNX", self)
         self.progress = EtaProgress(self)
         self.status = StatusLine(self)
@@ -91,7 +105,8 @@ class ExportPanel(QWidget):
         layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button, self.fit_warning,
                                                  Container(widgets=[self.folder, self.folder_out]).native,
                                                  self._row(self.predict_folder_button, self.cancel_button)]))
-        layout.addWidget(self._group("Export masks", [self.labels_chooser, Container(widgets=[self.mask_path]).native,
+        layout.addWidget(self._group("Export masks", [self.labels_chooser,
+                                                      Container(widgets=[self.mask_format, self.mask_path]).native,
                                                       self.export_mask_button]))
         layout.addWidget(self._group("Export model", [Container(widgets=[self.onnx_path]).native,
                                                       self.export_onnx_button]))
@@ -122,13 +137,14 @@ class ExportPanel(QWidget):
         self.export_mask_button.clicked.connect(self.export_mask)
         self.export_onnx_button.clicked.connect(self.export_onnx)
         self.labels_chooser.currentIndexChanged.connect(self._suggest_mask_path)
+        self.mask_format.changed.connect(self._suggest_mask_path)
 
     def _on_project(self, key: str) -> None:
         if key in ("project", "model"):
             model = self.project.current_model()
             if model is not None:
                 self.model.value = str(model)
-                self.onnx_path.value = str(model.with_suffix(".onnx"))
+                self.onnx_path.value = str(model.with_suffix(api.ONNX_SUFFIX))
         if key == "project":
             self.folder_out.value = str(self.project.root / "predictions")
 
@@ -169,48 +185,66 @@ class ExportPanel(QWidget):
         self.predict_folder_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.busy("reading the folder …")
+        self._folder_cancel = api.CancelToken()
         self._folder_worker = start_worker(
-            predict_folder, model, folder, out, "auto",
-            _connect={"yielded": self.progress.set_progress, "finished": self._on_folder_done,
-                      "errored": self._on_error})
+            predict_folder, model, folder, out, "auto", self._relay, self._folder_cancel,
+            _connect={"returned": self._on_folder_done, "errored": self._on_error})
+
+    def _on_folder_event(self, event: api.Event) -> None:
+        if isinstance(event, api.Progress) and event.stage == "predict folder":
+            self.progress.set_progress(event)
 
     def cancel(self) -> None:
-        if self._folder_worker is not None:
-            self._folder_worker.quit()
+        if self._folder_cancel is not None:
+            self._folder_cancel.cancel()
             self.status.info("Stopping after the current volume …")
 
-    def _on_folder_done(self) -> None:
-        self._folder_worker = None
+    def _on_folder_done(self, result: api.FolderPrediction) -> None:
+        self._folder_worker = self._folder_cancel = None
         self.predict_folder_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.progress.done("folder done")
-        self.status.info(f"Masks written to {self._path(self.folder_out)}")
+        self.progress.done(f"folder {result.status}", complete=result.status == "completed")
+        text = f"{len(result.masks)} mask(s) written to {result.out}"
+        if result.skipped:
+            first = result.skipped[0]
+            text += f"; {len(result.skipped)} file(s) skipped (first: {Path(first.path).name}: {first.reason})"
+        self.status.info(text)
 
     # --- export -----------------------------------------------------------------------------
 
     def _suggest_mask_path(self, *_: Any) -> None:
         layer = self.labels_chooser.layer()
         if layer is not None:
-            self.mask_path.value = str(self.project.root / "exports" / f"{safe_name(layer.name)}.nii.gz")
+            suffix = MASK_FORMATS[self.mask_format.value]
+            self.mask_path.value = str(self.project.root / "exports" / f"{safe_name(layer.name)}{suffix}")
 
     def export_mask(self) -> None:
         layer, path = self.labels_chooser.layer(), self._path(self.mask_path)
         if layer is None or not path or layer.ndim != 3:
-            self.status.error("Choose a 3D labels layer and a file name ending in .nii.gz.")
+            self.status.error("Choose a 3D labels layer and a file name ending in .nii.gz (or .dcm for DICOM SEG).")
             return
         source = (layer.metadata.get(META_KEY) or {}).get("source")
+        labels, names = np.array(layer.data, copy=True), label_names_of(layer.metadata)
+        reference = volume_of_layer(layer) if META_KEY in layer.metadata else geometry_of(
+            layer.metadata, layer_affine(layer))
+        if isinstance(reference, api.Volume):
+            reference = api.Volume(labels, reference.geometry, reference.meta)
+        predicted = layer.metadata.get(ROLE_KEY) in (PREDICTION, tied.PREVIEW)  # a model made it
         self.progress.busy(f"writing {Path(path).name} …")
-        start_worker(export_layer, np.array(layer.data, copy=True), geometry_of(layer.metadata, layer_affine(layer)),
-                     path, label_names_of(layer.metadata), [source] if source else [],
+        start_worker(export_layer, labels, reference, path, names, [source] if source else [],
+                     layer_colours(layer, sorted(set(names) | set(np.unique(labels).tolist()))),
+                     self.model_path() if predicted else None,
                      _connect={"returned": self._on_exported, "errored": self._on_error})
 
     def _on_exported(self, path: Path) -> None:
         self.progress.done("export done")
-        self.status.info(f"Mask written: {path} (class names in its .labels.json and .label.txt)")
+        detail = ("a DICOM SEG referencing its series" if path.suffix.lower() == ".dcm"
+                  else "class names in its .labels.json and .label.txt")
+        self.status.info(f"Mask written: {path} ({detail})")
 
     def export_onnx(self) -> None:
         model, out = self.model_path(), self._path(self.onnx_path)
-        if not model or not model.endswith(".pt") or not out:
+        if not model or not api.is_torch_model(model) or not out:
             self.status.error("Choose a fine-tuned .pt model and an .onnx file name.")
             return
         self.export_onnx_button.setEnabled(False)
@@ -227,6 +261,7 @@ class ExportPanel(QWidget):
         for button in (self.predict_button, self.predict_folder_button, self.export_onnx_button):
             button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self._folder_worker = self._folder_cancel = None
         self.progress.done("failed", complete=False)
         self.status.error(str(exc))
 

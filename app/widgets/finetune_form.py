@@ -1,7 +1,7 @@
 """The fine-tuning form (magicgui) and how a fine-tune's network shape is decided.
 
-The fine-tuned network must have the shape of the encoder it starts from: the pre-training run's
-``config.json`` says which; a continued fine-tune reuses the shape stored with the current model.
+The fine-tuned network must have the shape of the encoder it starts from: the pre-training run's config
+(``api.run_config_of``) says which; a continued fine-tune reuses the shape stored with the current model.
 """
 
 from __future__ import annotations
@@ -18,19 +18,6 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlide
 from gcl_engine import api
 
 QUICK = PRESETS["quick (CPU)"]
-RUN_CONFIG_NAMES = ("config.json", "pretrain-config.json")
-
-
-def run_config_of(checkpoint: Path) -> api.PretrainConfig | None:
-    """The pre-training config of a checkpoint (``RUN/last.pt`` or ``RUN/checkpoints/step_N.pt``)."""
-    for folder in (checkpoint.parent, checkpoint.parent.parent):
-        for name in RUN_CONFIG_NAMES:
-            if (folder / name).is_file():
-                try:
-                    return api.load_json(api.PretrainConfig, folder / name)
-                except (api.GCLError, ValueError, TypeError):
-                    continue
-    return None
 
 
 def network_shape(pretrained: Path | None, saved: dict[str, Any] | None) -> tuple[api.PreprocessConfig,
@@ -39,7 +26,7 @@ def network_shape(pretrained: Path | None, saved: dict[str, Any] | None) -> tupl
     if saved:
         return (api.from_dict(api.PreprocessConfig, saved["preprocess"]),
                 api.from_dict(api.ModelConfig, saved["model"]))
-    run = run_config_of(pretrained) if pretrained is not None else None
+    run = api.run_config_of(pretrained) if pretrained is not None else None
     if run is not None:
         return run.preprocess, run.model
     return (dataclasses.replace(api.PreprocessConfig(), size=QUICK["size"]),
@@ -62,8 +49,9 @@ class FinetuneForm(Container):
     """Pre-trained checkpoint, steps, preview cadence, device, continuation and preview opacity."""
 
     def __init__(self) -> None:
-        self.pretrained = FileEdit(mode="r", label="Pre-trained", filter="*.pt",
-                                   tooltip="A pre-training checkpoint (RUN/last.pt); empty: random start")
+        self.pretrained = FileEdit(mode="r", label="Pre-trained", filter=f"*{api.MODEL_SUFFIX}",
+                                   tooltip="A pre-training checkpoint (the newest of a run folder is filled in "
+                                           "after pre-training); empty: random start")
         self.steps = SpinBox(label="Steps", min=1, max=100_000, value=80)
         self.preview_every = SpinBox(label="Preview every", min=1, max=10_000, value=10,
                                      tooltip="Steps between preview updates of the slice in view")

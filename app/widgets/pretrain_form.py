@@ -132,15 +132,20 @@ class PretrainForm(Container):
         if not self._applying and self.preset.value != CUSTOM:
             self.preset.value = CUSTOM
 
-    def config(self, folder: str, out: str, meta_labels: tuple[str, ...]) -> api.PretrainConfig:
+    def preprocess(self) -> api.PreprocessConfig:
+        """How the job will resample slices: the data panel's scan caches them so, for the job to reuse."""
+        return dataclasses.replace(api.PreprocessConfig(), size=int(self.size.value),
+                                   field_of_view_mm=float(self.field_of_view.value) or None)
+
+    def config(self, folder: str, out: str, meta_labels: tuple[str, ...],
+               cache: str | None = None) -> api.PretrainConfig:
         """The job's config; validated here so that a bad value is reported before a process starts."""
         base = api.PretrainConfig()
         cfg = api.PretrainConfig(
-            folder=folder, out=out, method=self.method.value, meta_labels=meta_labels,
+            folder=folder, out=out, method=self.method.value, meta_labels=meta_labels, cache=cache,
             steps=int(self.steps.value), device=str(self.device.value), threads=job_threads(),
             checkpoint_every=min(int(self.checkpoint_every.value), int(self.steps.value)),
-            preprocess=dataclasses.replace(base.preprocess, size=int(self.size.value),
-                                           field_of_view_mm=float(self.field_of_view.value) or None),
+            preprocess=self.preprocess(),
             model=dataclasses.replace(base.model, base_channels=int(self.base_channels.value),
                                       levels=int(self.levels.value)),
         )

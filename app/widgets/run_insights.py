@@ -30,7 +30,7 @@ MAP_EVERY_S = 60.0  # while training runs, at most one map a minute: each is a p
 def load_run_views(run: str) -> dict[str, Any]:
     """Worker body: the run's map (when written), its conflict matrices and its slicing axis."""
     csv = api.map_csv_path(run)
-    config = Path(run) / "config.json"
+    config = api.RunLayout(run).config
     axis = api.load_json(api.PretrainConfig, config).preprocess.axis if config.is_file() else 0
     return {"map": api.read_map(csv) if csv.is_file() else None, "conflicts": api.conflict_matrices(run),
             "axis": axis}
@@ -94,7 +94,7 @@ class RunInsights(QWidget):
 
     def run_dir(self) -> Path | None:
         run = self.project.last_run()
-        return run if run is not None and (run / "last.pt").is_file() else None
+        return run if run is not None and api.RunLayout(run).has_checkpoint() else None
 
     # --- jobs -------------------------------------------------------------------------------
 

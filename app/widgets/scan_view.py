@@ -93,7 +93,8 @@ class ScanView(QWidget):
 
     def _fill_volumes(self, result: api.ScanResult) -> None:
         """Rows as plain text now; the table items a pass at a time (the first pass right away)."""
-        rows = [((v.volume_id, v.modality, v.series or "—", " × ".join(str(s) for s in v.shape), "ok"), v.source, False)
+        rows = [((v.volume_id, v.modality, v.series or "—", " × ".join(str(s) for s in v.shape),
+                  "ok, see note" if v.notes else "ok"), "\n".join([v.source, *v.notes]), False)
                 for v in result.volumes]
         rows += [((Path(s.path).name, "", "", "", f"skipped: {s.reason}"), f"{s.path}\n{s.reason}", True)
                  for s in result.skipped]

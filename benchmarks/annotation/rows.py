@@ -11,17 +11,21 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
-# The GUI's CPU defaults (the "quick (CPU)" preset of the pre-training form and the fine-tune form's steps).
+# The GUI's CPU defaults before this benchmark (the "quick (CPU)" pre-training preset and the fine-tune form's steps)
 GUI_NET = {"size": 64, "base_channels": 8, "levels": 4, "steps": 80}
+# The recipe's network and budget: chosen on the MR screen (benchmarks/README.md); a continued fine-tune
+# (every round after the first) takes steps_continue steps
+RECIPE_NET = {"size": 96, "base_channels": 16, "levels": 5, "steps": 200, "steps_continue": 100}
 
 BASE_ROWS: dict[str, dict[str, Any]] = {
     "interp_mci": {"kind": "interp", "method": "mci", "order": "even"},
     "interp_sdf": {"kind": "interp", "method": "sdf", "order": "even"},
     "forest": {"kind": "forest", "order": "even"},
     "unet_scratch": {"kind": "unet", "order": "even", **GUI_NET},
-    "unet_gcl": {"kind": "unet", "order": "even", "pretrain": "gcl", **GUI_NET},
-    "recipe": {"kind": "unet", "order": "suggest", **GUI_NET},
-    "recipe_scribbles": {"kind": "unet", "order": "suggest", "paint": "scribble", **GUI_NET},
+    "unet_recipe_net": {"kind": "unet", "order": "even", **RECIPE_NET},
+    "unet_gcl": {"kind": "unet", "order": "even", "pretrain": "gcl", **RECIPE_NET},
+    "recipe": {"kind": "unet", "order": "suggest", "variants": "fuse6+tta", **RECIPE_NET},
+    "recipe_scribbles": {"kind": "unet", "order": "suggest", "paint": "scribble", "variants": "fuse6", **RECIPE_NET},
 }
 
 

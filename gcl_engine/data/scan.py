@@ -5,6 +5,7 @@ Reads one volume at a time and keeps only its memory map, so memory stays bounde
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,14 +18,19 @@ from gcl_engine.data.preprocessing import prepare_volume_slices
 from gcl_engine.data.slice_cache import SliceCache, source_fingerprint
 from gcl_engine.errors import Cancelled, InputError
 from gcl_engine.events import EventSink, Log, Progress, emit
-from gcl_engine.io.folder_index import SkippedFile, VolumeSource, discover
-from gcl_engine.io.readers import load_volumes
+from gcl_engine.io.folder_index import SkippedFile, discover
+from gcl_engine.io.loading import load_one, load_volumes
+from gcl_engine.io.volume import Volume, VolumeSource
 from gcl_engine.runtime import CancelToken
 
 
 @dataclass
 class VolumeRecord:
-    """One usable volume of the folder (identifier-free: the subject is a salted hash)."""
+    """One usable volume of the folder (identifier-free: the subject is a salted hash).
+
+    It carries its address: ``source`` (a file, or the DICOM folder), ``files`` (the files of its series)
+    and ``time_index`` (its time point in a 4D file), so :func:`load_record` reads exactly this volume.
+    """
 
     volume_id: str
     source: str
@@ -38,6 +44,18 @@ class VolumeRecord:
     slice_phase: tuple[int, ...] | None = None
     n_slices: int = 0
     cache_key: str | None = None
+    kind: str = "other"
+    files: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> VolumeSource:
+        return VolumeSource(self.source, self.kind, self.files)
+
+
+def load_record(record: VolumeRecord) -> Volume:
+    """Exactly the volume a scan record stands for (its file or series, its time point)."""
+    return load_one(record.address, record.time_index)
 
 
 @dataclass
@@ -90,13 +108,19 @@ def scan_folder(
             raise Cancelled("scan cancelled")
         emit(on_event, Progress("scan", i, len(sources), f"reading {Path(src.path).name}"))
         try:
-            result.volumes.extend(_scan_source(src, cfg, store))
+            records = _scan_source(src, cfg, store)
         except InputError as exc:
             result.skipped.append(SkippedFile(src.path, exc.reason))
             emit(on_event, Log("warning", f"skipped {src.path}: {exc.reason}"))
+            continue
+        result.volumes.extend(records)
+        for note in dict.fromkeys(n for r in records for n in r.notes):
+            emit(on_event, Log("warning", note))
     emit(on_event, Progress("scan", len(sources), len(sources), "done"))
     result.meta_labels = result.table(n_partitions).summaries() if result.volumes else {}
     result.seconds = time.perf_counter() - t0
+    logging.getLogger(__name__).info("scanned %s: %d volume(s), %d file(s) skipped, %.1f s", folder,
+                                     len(result.volumes), len(result.skipped), result.seconds)
     return result
 
 
@@ -104,7 +128,7 @@ def _scan_source(src: VolumeSource, cfg: PreprocessConfig, store: SliceCache | N
     """Records of a source's volumes; a cache hit (same files, same preprocessing) reads no pixels at all."""
     files = list(src.files) or [src.path]
     fingerprint = source_fingerprint(files) if store is not None else ""
-    manifest_key = SliceCache.key(fingerprint, f"manifest|{src.path}", cfg) if store is not None else ""
+    manifest_key = SliceCache.key(fingerprint, f"manifest-v2|{src.path}", cfg) if store is not None else ""
     if store is not None:
         cached = _records_from_manifest(store, manifest_key)
         if cached is not None:
@@ -119,7 +143,7 @@ def _scan_source(src: VolumeSource, cfg: PreprocessConfig, store: SliceCache | N
         rec = VolumeRecord(
             m.volume_id, m.source, m.modality, m.series, tuple(int(s) for s in vol.array.shape),
             tuple(float(s) for s in vol.geometry.spacing), m.subject_hash, m.n_time_points, m.time_index,
-            getattr(m, "slice_phase", None), int(vol.array.shape[cfg.axis]),
+            m.slice_phase, int(vol.array.shape[cfg.axis]), kind=src.kind, files=src.files, notes=m.notes,
         )
         if store is not None:
             rec.cache_key = _cache_volume(store, fingerprint, vol, cfg)

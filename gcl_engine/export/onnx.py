@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gcl_engine.audit import record_export
+from gcl_engine.checkpoint import load_checkpoint, model_from_state
 from gcl_engine.errors import OutputError
-from gcl_engine.inference.segmenter import SEGMENTER_FORMAT, model_from_state
 from gcl_engine.io.atomic import atomic_write
-from gcl_engine.training.checkpoint import load_checkpoint
+from gcl_engine.run_layout import ONNX_SUFFIX, SEGMENTER_FORMAT
 
 
 @dataclass
@@ -31,7 +32,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, opset: int = 17, c
     channels = 1 + 2 * int(pre.get("context_slices", 0))
     example = torch.randn(2, channels, pre["size"], pre["size"], generator=torch.Generator().manual_seed(0))
     out = Path(out_path)
-    if out.suffix != ".onnx":
+    if out.suffix != ONNX_SUFFIX:
         raise OutputError(f"{out}: the ONNX file name must end in .onnx")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
@@ -42,6 +43,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, opset: int = 17, c
         with atomic_write(out) as tmp_out:
             Path(tmp_out).write_bytes(raw.read_bytes())
     diff, providers = _parity(model, out, example) if check else (float("nan"), [])
+    record_export("onnx", out, [model_path], model_path)
     return OnnxExportReport(str(out), diff, providers, opset)
 
 

@@ -14,18 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gcl_engine.config import ModelConfig, PredictConfig, PreprocessConfig, from_json, from_saved_json
+from gcl_engine.checkpoint import load_checkpoint, model_from_state
+from gcl_engine.config import PredictConfig, PreprocessConfig, from_saved_json
 from gcl_engine.data.preprocessing import prepare_volume_slices, slice_layout, with_context
 from gcl_engine.data.slice_layout import SliceLayout
-from gcl_engine.errors import Cancelled, CheckpointError, InputError
+from gcl_engine.errors import Cancelled, InputError
 from gcl_engine.events import EventSink, Progress, emit
 from gcl_engine.inference.fusion import PaintedLabels, plan_fusion
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
 from gcl_engine.io.volume import Geometry, Volume
+from gcl_engine.run_layout import ONNX_SUFFIX, SEGMENTER_FORMAT
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, select_device
-from gcl_engine.training.checkpoint import load_checkpoint
-
-SEGMENTER_FORMAT = "gcl-segmenter"
 
 
 @dataclass
@@ -83,7 +82,7 @@ class Segmenter:
         cfg = config or PredictConfig()
         cfg.validate()
         p = Path(path)
-        if p.suffix == ".onnx":
+        if p.suffix == ONNX_SUFFIX:
             return cls._load_onnx(p, cfg)
         state = load_checkpoint(p, SEGMENTER_FORMAT)
         model = model_from_state(state)
@@ -187,14 +186,3 @@ class Segmenter:
         uncertainty = np.moveaxis(entropy, 0, axis) if entropy is not None else None
         return Prediction(labels, self.class_names, volume.geometry, kept, uncertainty)
 
-
-def model_from_state(state: dict) -> torch.nn.Module:
-    from gcl_engine.models import build_unet
-
-    cfg = from_json(ModelConfig, state["model_config_json"])
-    model = build_unet(cfg, int(state["num_classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError("model weights do not match their stored configuration") from exc
-    return model

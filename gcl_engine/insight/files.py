@@ -1,13 +1,12 @@
-"""Where the insight tools keep their files inside a run folder (no torch: the GUI asks here cheaply)."""
+"""The insight tools' file names inside a run folder's ``insight/`` and ``report/`` (named by run_layout)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from gcl_engine.errors import OutputError
+from gcl_engine.run_layout import RunLayout
 
-INSIGHT_DIR = "insight"  # derived files: embeddings, fit calibration, map
-REPORT_DIR = "report"
 EMBEDDINGS_FILE = "embeddings.npz"
 FIT_FILE = "fit.npz"
 MAP_CSV = "map.csv"
@@ -16,7 +15,7 @@ REPORT_FILE = "report.html"
 
 
 def insight_dir(run: str | Path) -> Path:
-    return Path(run) / INSIGHT_DIR
+    return RunLayout(run).insight
 
 
 def map_csv(run: str | Path) -> Path:
@@ -26,7 +25,7 @@ def map_csv(run: str | Path) -> Path:
 
 def report_html(run: str | Path) -> Path:
     """The page ``gcl report RUN`` writes without ``--out``."""
-    return Path(run) / REPORT_DIR / REPORT_FILE
+    return RunLayout(run).report / REPORT_FILE
 
 
 def ensure_folder(folder: str | Path) -> Path:

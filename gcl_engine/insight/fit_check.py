@@ -28,7 +28,7 @@ from gcl_engine.insight.pool import PoolSlices, pool_embeddings, pool_slices
 from gcl_engine.insight.results import FitVerdict
 from gcl_engine.insight.run_model import Embeddings, RunModel
 from gcl_engine.io.atomic import atomic_write
-from gcl_engine.io.readers import load_volume
+from gcl_engine.io.loading import load_volume
 from gcl_engine.io.volume import Volume
 from gcl_engine.runtime import CancelToken
 

@@ -23,15 +23,15 @@ from gcl_engine.config import to_dict
 from gcl_engine.events import EventSink, Log, Progress, emit
 from gcl_engine.insight.config import ReportConfig
 from gcl_engine.insight.conflicts import ConflictMatrix, conflict_matrices, cosine_series
-from gcl_engine.insight.files import REPORT_DIR, REPORT_FILE, ensure_folder
+from gcl_engine.insight.files import REPORT_FILE, ensure_folder
 from gcl_engine.insight.fit_check import FitReference, FitSettings, fit_reference
 from gcl_engine.insight.folder_map import FolderMap, build_map
 from gcl_engine.insight.map_image import render_map
 from gcl_engine.insight.probe import ProbeResult, probe_all
 from gcl_engine.insight.svg_charts import line_chart
 from gcl_engine.io.atomic import atomic_write_text
+from gcl_engine.run_layout import RunLayout, read_metrics
 from gcl_engine.runtime import CancelToken
-from gcl_engine.training.pretrain import read_metrics
 
 MAP_COLUMNS = ("volume", "position", "subject", "series", "phase")
 PAUSE_S = 600.0  # a gap this long between two logged steps is a stop and a resume, not training time
@@ -58,7 +58,7 @@ def write_report(cfg: ReportConfig, on_event: EventSink | None = None,
     matrices = conflict_matrices(rows)
     sentences = [m.sentence() for m in matrices.values()]
     emit(on_event, Progress("report", 2, 3, "drawing"))
-    out = ensure_folder(Path(cfg.out) if cfg.out else model.root / REPORT_DIR)
+    out = ensure_folder(Path(cfg.out) if cfg.out else RunLayout(model.root).report)
     page = _page(model, rows, matrices, fmap, probes, ref, sentences, t0)
     path = atomic_write_text(out / REPORT_FILE, page)
     emit(on_event, Progress("report", 3, 3, f"wrote {path.name}"))

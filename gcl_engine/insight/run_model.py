@@ -15,16 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gcl_engine.checkpoint import load_checkpoint
 from gcl_engine.config import PretrainConfig, from_saved_json, load_json
 from gcl_engine.errors import CheckpointError, InputError
 from gcl_engine.insight.files import insight_dir
 from gcl_engine.models import GCLPretrainNet
+from gcl_engine.run_layout import PRETRAIN_FORMAT, RunLayout
 from gcl_engine.runtime import CancelToken, is_cancelled, select_device
-from gcl_engine.training.checkpoint import load_checkpoint
-from gcl_engine.training.pretrain import PRETRAIN_FORMAT
 
-CONFIG_FILE = "config.json"
-LAST_CHECKPOINT = "last.pt"
 BATCH = 64
 
 
@@ -38,7 +36,7 @@ def run_root(path: str | Path) -> Path:
     """The run folder of ``path``: the folder itself, or the run holding a checkpoint file."""
     p = Path(path)
     for folder in (p, p.parent, p.parent.parent):
-        if (folder / CONFIG_FILE).is_file() and (folder / LAST_CHECKPOINT).is_file():
+        if RunLayout(folder).is_resumable():  # its config and a checkpoint
             return folder
     raise InputError(p, "not a pre-training run folder (config.json and last.pt are needed)")
 
@@ -55,17 +53,18 @@ class RunModel:
         try:
             net.load_state_dict(state["model"])
         except (RuntimeError, KeyError) as exc:
-            raise CheckpointError(f"{root / LAST_CHECKPOINT}: does not fit the run's config ({exc})") from exc
+            raise CheckpointError(f"{RunLayout(root).last_checkpoint}: does not fit the run's config ({exc})") from exc
         self.net = net.to(self.device).eval()
         self.key = key  # identifies the checkpoint: files derived from it are keyed by it
 
     @classmethod
     def load(cls, run: str | Path, device: str = "auto") -> RunModel:
         root = run_root(run)
-        state = load_checkpoint(root / LAST_CHECKPOINT, PRETRAIN_FORMAT)
+        layout = RunLayout(root)
+        state = load_checkpoint(layout.last_checkpoint, PRETRAIN_FORMAT)
         saved = state.get("config_json")
-        config = from_saved_json(PretrainConfig, saved) if saved else load_json(PretrainConfig, root / CONFIG_FILE)
-        return cls(root, config, state, device, checkpoint_key(root / LAST_CHECKPOINT))
+        config = from_saved_json(PretrainConfig, saved) if saved else load_json(PretrainConfig, layout.config)
+        return cls(root, config, state, device, checkpoint_key(layout.last_checkpoint))
 
     @property
     def insight_dir(self) -> Path:

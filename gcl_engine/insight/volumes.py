@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcl_engine.errors import InputError
-from gcl_engine.io.folder_index import VolumeSource, discover, kind_of
-from gcl_engine.io.readers import load_volumes
+from gcl_engine.io.folder_index import discover
+from gcl_engine.io.loading import load_volumes, source_of_file
 from gcl_engine.io.volume import Volume
 
 
@@ -15,13 +15,13 @@ def load_scanned_volume(source: str | Path, volume_id: str) -> Volume:
     path = Path(source)
     if not path.exists():
         raise InputError(path, "the scan is not there any more (moved or deleted since the map was made)")
-    candidates = discover(path)[0] if path.is_dir() else [VolumeSource(str(path), kind_of(str(path)))]
-    first = None
+    candidates = discover(path)[0] if path.is_dir() else [source_of_file(path)]
+    found_any = False
     for src in candidates:
         for volume in load_volumes(src):
-            first = first or volume
+            found_any = True
             if volume.meta.volume_id == volume_id:
                 return volume
-    if first is None:
+    if not found_any:
         raise InputError(path, "no readable volume here")
     raise InputError(path, f"no volume {volume_id!r} in it any more (the folder changed since the map was made)")

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from gcl_engine.errors import InputError
+from gcl_engine.io.itk_messages import native_output_to_log, plain_reason
 from gcl_engine.io.privacy import hash_identifier
 
 GAP_FACTOR = 1.5  # a gap this many times the median gap means a slice is missing
@@ -84,16 +85,6 @@ def _float_or_none(text: str) -> float | None:
         return float(text.split("\\")[0])
     except ValueError:
         return None
-
-
-def has_dicom_magic(path: str) -> bool:
-    """True for Part-10 files (``DICM`` at byte 128); older ACR-NEMA files need a header probe."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def read_header(path: str) -> DicomHeader | None:
@@ -202,9 +193,10 @@ def _check_gaps(ordered: Sequence[DicomHeader], where: str | os.PathLike) -> Non
 def headers_in(paths: Sequence[str]) -> tuple[list[DicomHeader], list[str]]:
     """Headers of the readable DICOM images among ``paths`` and the paths that are not images."""
     found, rejected = [], []
-    for p in paths:
-        h = read_header(p)
-        (found.append(h) if h is not None else rejected.append(p))
+    with native_output_to_log():
+        for p in paths:
+            h = read_header(p)
+            (found.append(h) if h is not None else rejected.append(p))
     return found, rejected
 
 
@@ -247,15 +239,7 @@ def _read_pixels(ordered: Sequence[DicomHeader], where: str | os.PathLike) -> si
         series_reader.SetFileNames([h.path for h in ordered])
         return series_reader.Execute()
     except RuntimeError as exc:
-        raise InputError(where, f"cannot decode the DICOM pixel data ({_short_itk_reason(exc)})") from None
-
-
-def _short_itk_reason(exc: RuntimeError) -> str:
-    """Last meaningful line of an ITK message, without source paths (never a 30-line traceback)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    tail = lines[-1] if lines else "unknown error"
-    tail = tail.split("ERROR:")[-1].strip()
-    return tail[:160] if tail else "unknown error"
+        raise InputError(where, f"cannot decode the DICOM pixel data ({plain_reason(exc, where)})") from None
 
 
 def _series_info(ordered: Sequence[DicomHeader], where: str | os.PathLike) -> DicomInfo:

@@ -1,8 +1,9 @@
-"""Find every usable scan under a folder, and say why each other file was skipped.
+"""The one folder walker: every usable scan under a folder (or one file), and why each other file was skipped.
 
-Discovery reads headers only (never pixels), so a folder of hundreds of scans is indexed in seconds;
-the refusals that a header can reveal (2D, 5D, RGB, huge or truncated files, broken DICOM series)
-are reported here as :class:`SkippedFile` instead of failing later in the middle of pre-training.
+Scan, predict and the GUI all walk folders here. Discovery reads headers only (never pixels), so a folder of
+hundreds of scans is indexed in seconds; the refusals a header can reveal (2D, 5D, RGB, huge or truncated
+files, broken DICOM series) are reported as :class:`SkippedFile` instead of failing later in the middle of
+pre-training. What a file is comes from :mod:`formats` (suffixes and magic bytes, one table).
 """
 
 from __future__ import annotations
@@ -14,46 +15,25 @@ from pathlib import Path
 
 from gcl_engine.errors import InputError
 from gcl_engine.events import EventSink, Progress, emit
-from gcl_engine.io import dicom
-from gcl_engine.io.readers import check_complete, check_loadable, read_image_info
+from gcl_engine.io import dicom, formats
+from gcl_engine.io.header_checks import check_complete, check_loadable, read_image_info
+from gcl_engine.io.volume import VolumeSource
 from gcl_engine.runtime import CancelToken
 
 PROGRESS_EVERY = 50
-SIDECAR_SUFFIXES = (".json", ".txt", ".csv", ".md", ".tsv")  # our own sidecars and notes: silently ignored
-COMPANION_SUFFIXES = (".raw", ".zraw", ".img")  # pixel files of .mhd / Analyze headers
-_KINDS = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "mha", ".mhd": "mha"}
 NOT_IMAGE = "not a medical image"
 NO_DICOM_IMAGE = "DICOM file without image data (DICOMDIR, report or damaged)"
 
-
-@dataclass(frozen=True)
-class VolumeSource:
-    """One loadable scan: a file, or a DICOM folder plus the files of one series (``kind`` 'dicom')."""
-
-    path: str
-    kind: str  # 'nifti' | 'nrrd' | 'mha' | 'dicom' | 'other'
-    files: tuple[str, ...] = ()
+__all__ = ["NOT_IMAGE", "NO_DICOM_IMAGE", "SkippedFile", "VolumeSource", "discover"]
 
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file (or a DICOM folder's broken series: ``files`` lists its files) that is not used, and why."""
+
     path: str
     reason: str
-
-
-def kind_of(path: str) -> str:
-    name = path.lower()
-    for suffix, kind in _KINDS.items():
-        if name.endswith(suffix):
-            return kind
-    return "dicom" if name.endswith(".dcm") else "other"
-
-
-def _is_silently_ignored(name: str) -> bool:
-    lower = name.lower()
-    return lower.startswith(".") or ".tmp-" in lower or lower.endswith(SIDECAR_SUFFIXES) or lower.endswith(
-        COMPANION_SUFFIXES
-    )
+    files: tuple[str, ...] = ()
 
 
 def _check_folder(folder: str | os.PathLike) -> Path:
@@ -68,13 +48,17 @@ def _check_folder(folder: str | os.PathLike) -> Path:
 
 
 def discover(
-    folder: str | os.PathLike, on_event: EventSink | None = None, cancel: CancelToken | None = None
+    folder: str | os.PathLike, on_event: EventSink | None = None, cancel: CancelToken | None = None,
+    allow_file: bool = False,
 ) -> tuple[list[VolumeSource], list[SkippedFile]]:
     """Walk ``folder`` recursively (following links, never twice into one real folder).
 
     Returns the usable sources (one per image file, one per DICOM series) and the skipped files with a
     one-line reason each. An empty folder gives two empty lists; a missing one raises :class:`InputError`.
+    With ``allow_file``, a file stands for a folder holding only it (what ``gcl predict --image FILE`` walks).
     """
+    if allow_file and Path(folder).is_file():
+        return _discover_file(Path(folder))
     root = _check_folder(folder)
     sources: list[VolumeSource] = []
     skipped: list[SkippedFile] = []
@@ -99,6 +83,17 @@ def discover(
     return sorted(sources, key=lambda s: (s.path, s.files)), skipped
 
 
+def _discover_file(path: Path) -> tuple[list[VolumeSource], list[SkippedFile]]:
+    sources: list[VolumeSource] = []
+    skipped: list[SkippedFile] = []
+    result = _classify(str(path), set(), named=True)
+    if result == "dicom":
+        _add_dicom_series(str(path.parent), [str(path)], sources, skipped, single=True)
+    elif result is not None:
+        (sources if isinstance(result, VolumeSource) else skipped).append(result)
+    return sources, skipped
+
+
 def _walk(root: Path, skipped: list[SkippedFile]) -> Iterable[tuple[str, list[str]]]:
     """``os.walk`` with followlinks, pruning folders whose real path was already visited (link loops)."""
     seen_dirs: set[str] = set()
@@ -117,9 +112,12 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterable[tuple[str, list[st
         yield dirpath, sorted(filenames)
 
 
-def _classify(path: str, seen_files: set[str]) -> VolumeSource | SkippedFile | str | None:
-    """A source, a skip, ``"dicom"`` (grouped later per folder) or ``None`` (silently ignored)."""
-    if _is_silently_ignored(os.path.basename(path)):
+def _classify(path: str, seen_files: set[str], named: bool = False) -> VolumeSource | SkippedFile | str | None:
+    """A source, a skip, ``"dicom"`` (grouped later per folder) or ``None`` (passed over in silence).
+
+    ``named``: the user named this very file, so even a sidecar or companion gets a reason.
+    """
+    if not named and formats.is_passed_over(os.path.basename(path)):
         return None
     if not os.path.exists(path):
         return SkippedFile(path, "broken symbolic link")
@@ -127,8 +125,8 @@ def _classify(path: str, seen_files: set[str]) -> VolumeSource | SkippedFile | s
     if real in seen_files:
         return SkippedFile(path, "link to a file that was already found")
     seen_files.add(real)
-    kind = kind_of(path)
-    if kind == "dicom" or dicom.has_dicom_magic(path):
+    fmt = formats.format_of(path)
+    if fmt is formats.DICOM:
         return "dicom"
     try:
         info = read_image_info(path)
@@ -138,11 +136,11 @@ def _classify(path: str, seen_files: set[str]) -> VolumeSource | SkippedFile | s
         check_complete(info)
     except InputError as exc:
         return SkippedFile(path, exc.reason)
-    return VolumeSource(path, kind)
+    return VolumeSource(path, formats.source_kind(fmt))
 
 
 def _add_dicom_series(
-    folder: str, files: list[str], sources: list[VolumeSource], skipped: list[SkippedFile]
+    folder: str, files: list[str], sources: list[VolumeSource], skipped: list[SkippedFile], single: bool = False,
 ) -> None:
     """One source per valid series of ``folder``; broken series and non-image DICOM files are skipped."""
     if not files:
@@ -154,6 +152,6 @@ def _add_dicom_series(
         try:
             dicom.check_series(group, where)
         except InputError as exc:
-            skipped.append(SkippedFile(where, exc.reason))
+            skipped.append(SkippedFile(where, exc.reason, tuple(h.path for h in group) if len(group) > 1 else ()))
             continue
-        sources.append(VolumeSource(folder, "dicom", tuple(h.path for h in group)))
+        sources.append(VolumeSource(group[0].path if single else folder, "dicom", tuple(h.path for h in group)))

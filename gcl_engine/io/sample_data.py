@@ -1,20 +1,23 @@
 """Where the bundled sample scans live, and the class names of their label maps.
 
-``resources/`` is a top-level folder, not a package, so ``importlib.resources`` cannot reach it.
-Lookup order: ``$GCL_STUDIO_SAMPLE_DATA``, then ``<repo>/resources/sample_data`` next to this package
-(a source checkout or an editable install). The installer bundles that folder and sets the variable.
+The scans sit in ``resources/sample_data`` of the source tree, which is installed as the data-only package
+``gcl_resources``: a wheel, an editable install and the bundle all find them through ``importlib.resources``.
+Lookup order: ``$GCL_STUDIO_SAMPLE_DATA``, then the ``gcl_resources`` package, then
+``<repo>/resources/sample_data`` beside this package (a checkout used without installing it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 from pathlib import Path
 
 from gcl_engine.errors import InputError
 from gcl_engine.io.label_names import names_sidecar
 
 SAMPLE_DATA_ENV = "GCL_STUDIO_SAMPLE_DATA"
+RESOURCES_PACKAGE = "gcl_resources"
 
 # scans/ holds only images (a folder to scan and pre-train on); labels/ the reference label maps
 _FILES = {
@@ -35,11 +38,23 @@ def sample_data_dir() -> Path:
     """The sample data folder; :class:`InputError` if neither place holds it."""
     override = os.environ.get(SAMPLE_DATA_ENV)
     candidates = [Path(override)] if override else []
+    installed = _installed_resources()
+    if installed is not None:
+        candidates.append(installed / "sample_data")
     candidates.append(Path(__file__).resolve().parents[2] / "resources" / "sample_data")
     for folder in candidates:
         if folder.is_dir():
             return folder
     raise InputError(candidates[0], f"sample data folder not found (set {SAMPLE_DATA_ENV})")
+
+
+def _installed_resources() -> Path | None:
+    try:
+        folder = resources.files(RESOURCES_PACKAGE)
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(folder))  # a real folder: the package is installed unzipped (wheel, editable, bundle)
+    return path if path.is_dir() else None
 
 
 def sample_paths() -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""A scan as an array plus the geometry that places it in patient space."""
+"""A scan as an array plus the geometry that places it in patient space, and where a scan comes from."""
 
 from __future__ import annotations
 
@@ -30,6 +30,18 @@ class Geometry:
         return cls(tuple(d["spacing"]), tuple(d["origin"]), tuple(d["direction"]))
 
 
+@dataclass(frozen=True)
+class VolumeSource:
+    """One loadable source: a file, or a DICOM folder plus the files of one series (``kind`` 'dicom').
+
+    A file can hold several volumes (a 4D NIfTI: one per time point); ``time_index`` picks one of them.
+    """
+
+    path: str
+    kind: str  # 'nifti' | 'nrrd' | 'mha' | 'minc' | 'dicom' | 'nibabel' | 'other'
+    files: tuple[str, ...] = ()
+
+
 @dataclass
 class VolumeMeta:
     """What the meta labels are built from. ``subject_hash`` is salted; raw identifiers never leave io."""
@@ -43,6 +55,7 @@ class VolumeMeta:
     n_time_points: int = 1
     extra: dict[str, str] = field(default_factory=dict)
     slice_phase: tuple[int, ...] | None = None  # phase per slice along axis 0 (multi-frame cine), else None
+    notes: tuple[str, ...] = ()  # what reading changed and the user should know (NaN voxels replaced...)
 
 
 @dataclass

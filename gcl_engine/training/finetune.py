@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from gcl_engine import __version__
+from gcl_engine.checkpoint import load_checkpoint, save_checkpoint
 from gcl_engine.config import (
     FinetuneConfig,
     ModelConfig,
@@ -26,17 +27,15 @@ from gcl_engine.config import (
 from gcl_engine.data.preprocessing import with_context
 from gcl_engine.errors import CheckpointError, InputError
 from gcl_engine.events import EventSink, Finished, Log, Metric, Preview, Progress, emit
-from gcl_engine.inference.slices import predict_labels
 from gcl_engine.losses import class_weights_from_labels, segmentation_loss
 from gcl_engine.models import build_unet
+from gcl_engine.models.predict import predict_labels
+from gcl_engine.run_layout import PRETRAIN_FORMAT, SEGMENTER_FORMAT
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, seed_everything, select_device
-from gcl_engine.training.checkpoint import load_checkpoint, save_checkpoint
 from gcl_engine.training.extra_targets import build_extra_targets
 from gcl_engine.training.finetune_data import AnnotatedSlices, SegmentationAugment, load_annotated
 from gcl_engine.training.heldout import heldout_score
 from gcl_engine.training.schedules import one_cycle, set_lr
-
-SEGMENTER_FORMAT = "gcl-segmenter"
 
 
 @dataclass
@@ -120,7 +119,7 @@ def _start_state(cfg: FinetuneConfig, on_event) -> tuple[FinetuneConfig, dict | 
         model = from_json(ModelConfig, state["model_config_json"])
         pre = from_saved_json(PreprocessConfig, state["preprocess_json"])
     else:
-        state = load_checkpoint(cfg.pretrained, "gcl-pretrain")
+        state = load_checkpoint(cfg.pretrained, PRETRAIN_FORMAT)
         saved = from_saved_json(PretrainConfig, state["config_json"])
         model, pre = saved.model, cfg.preprocess
     if (model, pre) != (cfg.model, cfg.preprocess):

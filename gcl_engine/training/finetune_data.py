@@ -15,7 +15,7 @@ from gcl_engine.data.painted import check_unknown_value, painted_slices
 from gcl_engine.data.preprocessing import prepare_label_slices, prepare_volume_slices, slice_layout, slices_along
 from gcl_engine.data.slice_layout import SliceLayout
 from gcl_engine.errors import InputError
-from gcl_engine.io.readers import load_volume
+from gcl_engine.io.loading import load_volume
 from gcl_engine.io.volume import Volume
 from gcl_engine.losses import IGNORE_INDEX
 

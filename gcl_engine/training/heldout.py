@@ -13,7 +13,7 @@ import torch
 
 from gcl_engine.data.preprocessing import slices_along
 from gcl_engine.data.slice_layout import SliceLayout
-from gcl_engine.inference.slices import predict_labels
+from gcl_engine.models.predict import predict_labels
 
 
 def slice_dice(pred: np.ndarray, ref: np.ndarray, known: np.ndarray) -> float | None:

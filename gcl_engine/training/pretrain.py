@@ -7,28 +7,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from gcl_engine import __version__
+from gcl_engine import checkpoint as ckpt
 from gcl_engine.config import PretrainConfig, from_saved_json, to_json
 from gcl_engine.errors import CheckpointError, GCLError, OutputError
 from gcl_engine.events import CheckpointSaved, EventSink, Finished, Log, Metric, Progress, emit
 from gcl_engine.models import GCLPretrainNet
+from gcl_engine.run_layout import PRETRAIN_FORMAT, read_metrics
 from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, seed_everything, select_device
-from gcl_engine.training import checkpoint as ckpt
 from gcl_engine.training.distributed import DistContext, barrier, init_from_env
 from gcl_engine.training.gcl_step import StepInputs, gcl_step
 from gcl_engine.training.methods import plan_method
 from gcl_engine.training.pretrain_data import BatchFeed, PretrainData, default_workers
 from gcl_engine.training.run_files import RunFiles
 from gcl_engine.training.schedules import set_lr, warmup_cosine
-
-PRETRAIN_FORMAT = "gcl-pretrain"
 
 
 @dataclass
@@ -212,7 +209,7 @@ class _Loop:
         except OutputError as exc:
             emit(self.sink, Log("error", str(exc)))
             raise
-        path = self.run_files.root / "last.pt"  # step files rotate away; last.pt always holds the newest
+        path = self.run_files.layout.last_checkpoint  # step files rotate away; this one is always the newest
         emit(self.sink, CheckpointSaved(str(path), step, reason))
         return str(path)
 
@@ -222,15 +219,5 @@ class _Loop:
         return result
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The metrics of a run, skipping a last line cut short by a crash."""
-    rows = []
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+
+__all__ = ["PRETRAIN_FORMAT", "PretrainResult", "pretrain", "read_metrics"]

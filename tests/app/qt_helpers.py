@@ -21,11 +21,13 @@ import gcl_engine
 
 _ENGINE = Path(gcl_engine.__file__).parent
 # where long work lives: a call from the UI thread into any of these is a bug in where work runs
-# (io's data classes, e.g. Geometry.from_dict, are not IO and stay callable)
+# (io's data classes, e.g. Geometry.from_dict, are not IO and stay callable; so is io/formats.py, a few bytes
+# of magic read by napari's reader hook, which napari itself calls on the UI thread)
 LONG_WORK_ROOTS = tuple(str(_ENGINE / name) + os.sep for name in (
     "training", "inference", "data", "models", "losses", "export"))
 LONG_WORK_ROOTS += tuple(str(_ENGINE / "io" / f"{name}.py") for name in (
-    "readers", "dicom", "writers", "folder_index", "sample_data", "atomic"))
+    "loading", "header_checks", "nibabel_io", "dicom", "writers", "folder_index", "sample_data",
+    "atomic"))
 LONG_WORK_ROOTS += tuple(str(_ENGINE / "insight" / f"{name}.py") for name in (  # not its config or file names
     "run_model", "pool", "projection", "folder_map", "map_image", "fit_check", "probe", "report", "jobs", "volumes",
     "conflicts", "svg_charts"))
@@ -49,6 +51,8 @@ class UiThreadWatch:
 
     def _profile(self, frame, event: str, _arg) -> None:
         if event != "call" or not self._is_long_work(frame.f_code.co_filename):
+            return
+        if frame.f_code.co_name == "<module>":  # a module being imported (the api loads names lazily), not work
             return
         caller = frame.f_back
         if caller is not None and self._is_long_work(caller.f_code.co_filename):

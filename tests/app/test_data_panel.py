@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gcl_app.widgets.data_panel import DataPanel
 from qtpy.QtCore import Qt
 
+from gcl_engine import api
 from tests.app.qt_helpers import UiThreadWatch
 from tests.app.synthetic import TINY
 
@@ -102,4 +105,25 @@ def test_a_crashing_job_is_shown_and_the_panel_keeps_working(make_napari_viewer,
         panel.start_button.click()
     assert panel.status.is_error and "exit code" in panel.status.text()
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+    panel.shutdown()
+
+
+def test_the_scan_fills_the_cache_the_job_reads(make_napari_viewer, qtbot, scan_folder, monkeypatch):
+    """Each file is read once from the data panel to the slice cache: the job's scan is a cache hit."""
+    import gcl_engine.data.scan as scan_module
+
+    reads: list[str] = []
+    real = scan_module.load_volumes
+    monkeypatch.setattr(scan_module, "load_volumes", lambda source: reads.append(source.path) or real(source))
+    panel = open_panel(make_napari_viewer())
+    make_tiny(panel, steps=5)
+    scan(qtbot, panel, scan_folder)
+    assert sorted(Path(p).name for p in reads) == ["subjA_ct.nii.gz", "subjB_ct.nii.gz", "subjC_ct.nii.gz"]
+    reads.clear()
+    cfg = panel.form.config(str(scan_folder), str(panel.project.new_run_dir("pretrain")), ("subject",),
+                            cache=panel.job_cache())
+    again = api.scan_folder(cfg.folder, cache=cfg.cache, preprocess=cfg.preprocess,
+                            n_partitions=cfg.position_partitions)  # what the job's PretrainData runs
+    assert reads == [] and len(again.volumes) == 3  # no pixel read: every volume came from the cache
+    assert all(v.cache_key for v in panel.scan_result.volumes)
     panel.shutdown()

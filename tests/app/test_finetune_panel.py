@@ -9,6 +9,7 @@ from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.finetune_panel import SHORTCUTS, FinetunePanel
 from gcl_app.widgets.slices import current_slice, show_slice
 
+from gcl_engine import api
 from tests.app.qt_helpers import UiThreadWatch
 
 LIVER = 5
@@ -68,7 +69,7 @@ def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny
     first_model = panel.project.current_model()
     with qtbot.waitSignal(panel.preview_updated, timeout=90_000, check_params_cb=lambda kind: kind == "volume"):
         panel.finetune()
-    config = json.loads((panel.project.job_dir("finetune") / "finetune-config.json").read_text())
+    config = json.loads(api.job_config_path("finetune", panel.project.job_dir("finetune")).read_text())
     assert config["init_model"] == str(first_model) and config["preview_slices"] == [10]
     assert panel.project.current_model() != first_model
     panel.shutdown()

@@ -24,6 +24,7 @@ def test_manifest_validates_and_names_every_contribution():
     assert {w.display_name for w in manifest.contributions.widgets} == set(WIDGETS)
     reader = manifest.contributions.readers[0]
     assert reader.accepts_directories and "*.nii.gz" in reader.filename_patterns
+    assert sorted(reader.filename_patterns) == sorted(f"*{s}" for s in api.SCAN_SUFFIXES)  # the engine's table
     assert manifest.contributions.writers[0].layer_types == ["labels"]
     assert [s.key for s in manifest.contributions.sample_data] == ["ct"]
 

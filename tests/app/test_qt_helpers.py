@@ -20,9 +20,9 @@ def test_the_watch_names_a_volume_read_on_the_ui_thread(tmp_path):
     assert volume.array.shape == (12, 40, 44)
     assert watch.entries, "a file read on the UI thread went unseen"
     assert all("test_qt_helpers.py" in entry.split(" called from ")[1] for entry in watch.entries)
-    assert any("readers.py" in entry for entry in watch.entries)
+    assert any("loading.py" in entry for entry in watch.entries)
     assert not any("volume.py:from_dict" in entry for entry in watch.entries)
-    assert "readers.py" in watch.report()
+    assert "loading.py" in watch.report()
 
 
 def test_work_in_another_thread_is_not_the_ui_threads(tmp_path):

@@ -18,6 +18,7 @@ from gcl_app.standalone import project_file as pf
 from gcl_app.standalone.sessions import CONFIG_ENV
 from gcl_app.widgets import annotation_layers as tied
 
+from gcl_engine import api
 from tests.app.synthetic import TINY
 from tests.app.test_standalone import ScriptedPrompts, wait_ready
 from tests.reliability.dicom_factory import SECRETS, write_series
@@ -101,8 +102,12 @@ def record_everything(window, shown: list[str]) -> None:
         panel.runner.failed.connect(shown.append)
 
 
-def test_a_gui_session_on_identified_dicom_leaks_no_identifier(standalone, qtbot, tmp_path, caplog, capfd):
+def test_a_gui_session_on_identified_dicom_leaks_no_identifier(standalone, qtbot, tmp_path, caplog, capfd,
+                                                               monkeypatch):
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("GCL_STUDIO_LOG_DIR", str(tmp_path / "logs"))  # the session's log file, searched below
+    monkeypatch.delenv("GCL_STUDIO_LOG_FILE", raising=False)
+    api.configure_logging(verbose=True)  # as gcl-studio's main() does (debug detail: the most there is to leak)
     scans = tmp_path / "scans"
     write_series(scans / "series_a", seed=0, series_uid="1.2.826.0.1.99.1")
     write_series(scans / "series_b", seed=1, series_uid="1.2.826.0.1.99.2", patient=OTHER_PATIENT)
@@ -166,4 +171,8 @@ def test_a_gui_session_on_identified_dicom_leaks_no_identifier(standalone, qtbot
     written = [p for p in project.rglob("*") if p.is_file()]
     kinds = {p.relative_to(project).parts[0] for p in written}
     assert {"annotations", "runs", "models", "exports", "jobs", "settings.json", "project.json"} <= kinds, kinds
+    audits = [line for line in (tmp_path / "logs" / "gcl-studio.log").read_text(encoding="utf-8").splitlines()
+              if " AUDIT " in line]
+    assert len(audits) == 2, audits  # the mask (painted: no model) and the ONNX model (with its hash)
     assert leaks_in_files(project) + leaks_in_files(tmp_path / "config") + leaks_in_texts(texts) == []
+    assert leaks_in_files(tmp_path / "logs") == []  # the window's and the training children's log lines

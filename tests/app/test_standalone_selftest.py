@@ -48,7 +48,7 @@ def test_command_line_options():
 
 
 def test_self_test_passes(tmp_path):
-    env = {**os.environ, CONFIG_ENV: str(tmp_path / "config")}
+    env = {**os.environ, CONFIG_ENV: str(tmp_path / "config"), "GCL_STUDIO_LOG_DIR": str(tmp_path / "logs")}
     assert env.get("DISPLAY"), "pytest-xvfb provides the display the self-test needs"
     done = subprocess.run([sys.executable, "-m", "gcl_app", "--self-test"], capture_output=True, text=True,
                           timeout=300, env=env)
@@ -57,3 +57,9 @@ def test_self_test_passes(tmp_path):
     assert len(summary) == 1 and "passed" in summary[0] and "read back on the source grid" in summary[0]
     sessions = tmp_path / "config" / "sessions"
     assert sessions.is_dir() and not any(sessions.iterdir())  # a clean exit releases its crash lock
+    # the GUI session's log: the window's lines, the training child's (same file), one audit line for the export
+    log = (tmp_path / "logs" / "gcl-studio.log").read_text(encoding="utf-8")
+    audits = [line for line in log.splitlines() if " AUDIT " in line]
+    assert len(audits) == 1 and '"format": "nifti"' in audits[0], log[-3000:]
+    assert '"model_sha256": "' in audits[0] and "example_ct_sm" in audits[0]  # which model, which scan
+    assert "gcl-studio 0" in log and "gcl finetune" in log and "the finetune job completed" in log, log[-3000:]

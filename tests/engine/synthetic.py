@@ -54,3 +54,58 @@ def make_folder(root: Path, n: int = 3, with_labels: bool = True) -> tuple[Path,
         if with_labels:
             labels.append(write(lab, labels_dir / f"case{i:02d}_seg.nii.gz"))
     return scans, images, labels
+
+
+def write_dicom_series(folder: Path, image: np.ndarray, series_uid: str, series_number: int, prefix: str,
+                       spacing=(0.9, 0.9, 3.0)) -> list[Path]:
+    """An axial int16 series, one GDCM file per slice (UID, number and positions set; no identifiers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    paths = []
+    for k, pixels in enumerate(image.astype(np.int16)):
+        piece = sitk.GetImageFromArray(pixels)
+        piece.SetSpacing(spacing[:2])
+        tags = {"0008|0060": "CT", "0008|103e": f"series {series_number}", "0020|000d": series_uid + ".0",
+                "0020|000e": series_uid, "0020|0011": str(series_number), "0020|0032": f"0\\0\\{k * spacing[2]}",
+                "0020|0037": "1\\0\\0\\0\\1\\0", "0020|0013": str(k + 1), "0018|0050": str(spacing[2]),
+                "0008|0016": "1.2.840.10008.5.1.4.1.1.2", "0008|0018": f"{series_uid}.{k + 1}"}
+        for tag, value in tags.items():
+            piece.SetMetaData(tag, value)
+        paths.append(folder / f"{prefix}{k:03d}.dcm")
+        writer.SetFileName(str(paths[-1]))
+        writer.Execute(piece)
+    return paths
+
+
+def make_multi_volume_folder(root: Path) -> tuple[Path, dict[str, Path]]:
+    """A folder whose files hold several volumes each, and each volume written alone elsewhere.
+
+    ``root/scans``: ``cine_ct.nii.gz`` (4D, 3 time points that differ), ``dicom/`` (two interleaved series in
+    one folder) and ``sub/case.nhdr`` (a nested NRRD with a detached header). Returns the folder and, per
+    mask name the folder's prediction must write, the path of that volume alone (a 3D file or a folder of
+    one series) so that a test can predict it by itself and compare.
+    """
+    scans, alone = root / "scans", root / "alone"
+    scans.mkdir(parents=True)
+    alone.mkdir()
+    frames = [np.roll(phantom(t)[0], 6 * t, axis=2) for t in range(3)]
+    series = sitk.JoinSeries([sitk.GetImageFromArray(f) for f in frames])
+    series.SetSpacing((0.9, 0.9, 2.5, 1.0))
+    sitk.WriteImage(series, str(scans / "cine_ct.nii.gz"))
+    expected: dict[str, Path] = {}
+    for t, frame in enumerate(frames):
+        name = f"cine_ct_t{t}"
+        expected[f"{name}_seg.nii.gz"] = write(frame, alone / f"{name}.nii.gz", spacing=(0.9, 0.9, 2.5),
+                                               origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    for number, (seed, prefix) in {7: (3, "a"), 8: (4, "b")}.items():
+        image = np.flip(phantom(seed)[0], axis=1) if number == 8 else phantom(seed)[0]
+        uid = f"1.2.826.0.1.3680043.2.1125.12.{number}"
+        write_dicom_series(scans / "dicom", image[:10], uid, number, prefix)
+        expected[f"dicom_s{number}_seg.nii.gz"] = alone / f"series{number}"
+        write_dicom_series(alone / f"series{number}", image[:10], uid, number, prefix)
+    (scans / "sub").mkdir()
+    nested = phantom(5, ct=False)[0]
+    write(nested, scans / "sub" / "case.nhdr")
+    expected["sub/case_seg.nii.gz"] = write(nested, alone / "case.nii.gz")
+    return scans, expected

@@ -20,6 +20,21 @@ def test_importing_the_api_loads_no_gui_toolkit():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_importing_the_api_loads_neither_torch_nor_the_image_libraries():
+    """The facade is cheap: heavy modules load on first use of a name that needs them."""
+    code = ("import sys, gcl_engine.api as api; heavy = [m for m in ('torch', 'SimpleITK', 'nibabel', 'monai') "
+            "if m in sys.modules]; print(heavy); "
+            "assert api.Segmenter.__name__ == 'Segmenter' and 'torch' in sys.modules; sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_public_name_resolves():
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert set(api.__all__) <= set(dir(api))
+
+
 def test_events_round_trip_through_json():
     events = [api.Progress("pretrain", 3, 10, "loss 1.0", 12.5), api.Metric("pretrain", 3, {"loss": 1.5}),
               api.CheckpointSaved("/x/last.pt", 3, "cancel"), api.Log("warning", "halved"),

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gcl_engine import api
+from gcl_engine.checkpoint import load_checkpoint
 from gcl_engine.cli import main
-from gcl_engine.training.checkpoint import load_checkpoint
 from tests.engine.synthetic import make_folder
 
 TINY = ["--size", "32", "--base-channels", "4", "--device", "cpu", "--threads", "1"]

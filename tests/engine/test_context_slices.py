@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gcl_engine import api
+from gcl_engine.checkpoint import load_checkpoint
 from gcl_engine.config import FinetuneConfig, PretrainConfig
 from gcl_engine.data.preprocessing import with_context
-from gcl_engine.training.checkpoint import load_checkpoint
 from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder
 
 CONTEXT_PRE = dataclasses.replace(TINY_PRE, context_slices=1)

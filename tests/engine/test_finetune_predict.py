@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from gcl_engine import api
+from gcl_engine.checkpoint import load_checkpoint
 from gcl_engine.config import FinetuneConfig, PretrainConfig
 from gcl_engine.events import Preview
 from gcl_engine.inference.postprocess import keep_largest_component
-from gcl_engine.training.checkpoint import load_checkpoint
 from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder, phantom, write
 
 NAMES = ("background", "liver", "vessel")

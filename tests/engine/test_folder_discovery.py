@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from gcl_engine.errors import Cancelled, InputError
 from gcl_engine.events import Progress
 from gcl_engine.io.folder_index import discover
-from gcl_engine.io.readers import load_volumes
+from gcl_engine.io.loading import load_volumes
 from gcl_engine.io.sample_data import sample_data_dir, sample_paths
 from gcl_engine.runtime import CancelToken
 

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError
 from gcl_engine.io.folder_index import discover
-from gcl_engine.io.readers import load_volume
+from gcl_engine.io.loading import load_volume
 from gcl_engine.io.sample_data import sample_paths
 
 
@@ -49,8 +49,8 @@ def make_bad_files(folder: Path) -> dict[str, str]:
     sitk.WriteImage(_image(np.zeros((20, 30), np.int16)), str(folder / "flat2d.nii.gz"))
     (folder / "five_d.nii").write_bytes(nifti1_header((4, 4, 4, 2, 2)) + b"\x00" * (4 * 4 * 4 * 2 * 2 * 4))
     sitk.WriteImage(_image(np.zeros((4, 5, 6, 3), np.uint8), is_vector=True), str(folder / "rgb.nii.gz"))
-    nan = np.zeros((4, 5, 6), np.float32)
-    nan[0, 0, :3] = np.nan
+    nan = np.full((4, 5, 6), np.nan, np.float32)
+    nan[0, 0, :3] = 1.0
     nan[1, 1, :2] = np.inf
     sitk.WriteImage(_image(nan), str(folder / "nan.nii.gz"))  # ITK's NIfTI reader would turn these into 0
     sitk.WriteImage(_image(nan), str(folder / "nan.mha"))
@@ -63,8 +63,8 @@ def make_bad_files(folder: Path) -> dict[str, str]:
     return {
         "truncated.nii.gz": "truncated", "wrong_magic.nii.gz": "not gzip", "wrong_magic.nii": "not a NIfTI",
         "zero.nii.gz": "empty file", "photo.bin": "not a medical image", "flat2d.nii.gz": "2D image",
-        "five_d.nii": "5D image", "rgb.nii.gz": "3 components", "nan.nii.gz": "5 voxel(s) are NaN",
-        "nan.mha": "5 voxel(s) are NaN",
+        "five_d.nii": "5D image", "rgb.nii.gz": "3 components", "nan.nii.gz": "117 of 120 voxels (98%) are NaN",
+        "nan.mha": "117 of 120 voxels (98%) are NaN",
         "huge.nii": "2**31", "huge.mha": "2**31", "short.nii": "truncated",
     }
 

@@ -13,10 +13,10 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError
 from gcl_engine.io import dicom
-from gcl_engine.io.folder_index import VolumeSource
+from gcl_engine.io.loading import load_volume, load_volumes
 from gcl_engine.io.privacy import hash_identifier
-from gcl_engine.io.readers import load_volume, load_volumes
 from gcl_engine.io.sample_data import sample_paths
+from gcl_engine.io.volume import VolumeSource
 from gcl_engine.io.writers import export_nifti
 
 C, S = math.cos(0.3), math.sin(0.3)

@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from gcl_engine.io.folder_index import VolumeSource
+from gcl_engine.io.header_checks import read_image_info
+from gcl_engine.io.loading import load_volume, load_volumes
+from gcl_engine.io.naming import guess_modality, series_from_stem, subject_key
 from gcl_engine.io.privacy import hash_identifier
-from gcl_engine.io.readers import (
-    guess_modality,
-    load_volume,
-    load_volumes,
-    read_image_info,
-    series_from_stem,
-    subject_key,
-)
 from gcl_engine.io.sample_data import sample_paths
+from gcl_engine.io.volume import VolumeSource
 
 C, S = math.cos(0.4), math.sin(0.4)
 OBLIQUE = (C, -S, 0.0, S, C, 0.0, 0.0, 0.0, 1.0)

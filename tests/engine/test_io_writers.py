@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError, OutputError
 from gcl_engine.io import atomic, privacy
-from gcl_engine.io.readers import load_volume
+from gcl_engine.io.loading import load_volume
 from gcl_engine.io.sample_data import class_names, sample_paths
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta
 from gcl_engine.io.writers import export_nifti, sidecar_paths, write_volume

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from gcl_engine import api
+from gcl_engine.checkpoint import load_checkpoint
 from gcl_engine.cli import main
 from gcl_engine.config import FinetuneConfig
 from gcl_engine.losses import IGNORE_INDEX
 from gcl_engine.training import finetune as finetune_module
-from gcl_engine.training.checkpoint import load_checkpoint
 from tests.engine.synthetic import TINY_MODEL, TINY_PRE, phantom, write
 
 U = api.UNKNOWN_LABEL

@@ -92,8 +92,8 @@ def test_the_mitigated_step_on_a_finer_level_trains_every_shared_layer(mitigator
 
 
 def test_fine_tuning_starts_from_the_pre_trained_decoder_blocks(tmp_path):
+    from gcl_engine.checkpoint import load_checkpoint
     from gcl_engine.config import FinetuneConfig
-    from gcl_engine.training.checkpoint import load_checkpoint
     from gcl_engine.training.finetune import _initial_model, _start_state
     from gcl_engine.training.pretrain import pretrain
     from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from gcl_engine.checkpoint import load_checkpoint
 from gcl_engine.config import PretrainConfig
 from gcl_engine.errors import CheckpointError, ConfigError, InputError, OutputError
 from gcl_engine.events import CheckpointSaved, Finished, Metric
 from gcl_engine.runtime import CancelToken
-from gcl_engine.training.checkpoint import load_checkpoint
 from gcl_engine.training.pretrain import pretrain, read_metrics
 from tests.engine.synthetic import TINY_MODEL, TINY_PRE, make_folder
 

@@ -30,7 +30,7 @@ def write_series(folder: Path, n: int = 12, size: int = 40, seed: int = 0, serie
         tags = {**(patient or PATIENT), "0008|0060": "CT", "0008|103e": "abdomen", "0020|000d": series_uid + ".0",
                 "0020|000e": series_uid, "0020|0032": f"0\\0\\{k * 3.0}", "0020|0037": "1\\0\\0\\0\\1\\0",
                 "0020|0013": str(k + 1), "0018|0050": "3.0", "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
-                "0008|0018": f"{series_uid}.{k + 1}"}
+                "0008|0018": f"{series_uid}.{k + 1}", "0020|0052": series_uid + ".9"}
         for tag, value in tags.items():
             image.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice_{k:03d}.dcm"))

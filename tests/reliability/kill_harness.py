@@ -52,7 +52,7 @@ def kill_pretraining(cfg: api.PretrainConfig, after_metric: int, delay_s: float,
 
 def check_run_folder(run: Path) -> tuple[int, list[str]]:
     """(step of the newest loadable checkpoint, problems): every target file must read back whole."""
-    from gcl_engine.training.checkpoint import load_checkpoint
+    from gcl_engine.checkpoint import load_checkpoint
 
     problems, best = [], -1
     for ckpt in [run / "last.pt", *sorted((run / "checkpoints").glob("step_*.pt"))]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,8 +17,12 @@ from tests.reliability.dicom_factory import SECRETS, write_series
 TINY = ["--size", "32", "--base-channels", "4", "--device", "cpu", "--threads", "1"]
 
 
-def _run(args: list[str], cwd: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "gcl_engine.cli", *args], capture_output=True, text=True, cwd=cwd)
+def _run(args: list[str], cwd: Path, verbose: bool = True) -> str:
+    """The CLI with its log folder inside ``cwd``, so that the leak search reads the log files too."""
+    env = {k: v for k, v in os.environ.items() if k != "GCL_STUDIO_LOG_FILE"}
+    env["GCL_STUDIO_LOG_DIR"] = str(cwd / "logs")
+    out = subprocess.run([sys.executable, "-m", "gcl_engine.cli", *(["--verbose"] if verbose else []), *args],
+                         capture_output=True, text=True, cwd=cwd, env=env)
     assert out.returncode == 0, out.stderr
     return out.stdout + out.stderr
 
@@ -39,7 +44,7 @@ def test_full_run_on_identified_dicom_leaks_no_identifier(tmp_path):
                  patient={"0010|0010": "Roebuck^Richardine", "0010|0020": "PID-08153342-ABC", "0010|0030": "19650505"})
     work = tmp_path / "work"
     work.mkdir()
-    texts = [_run(["scan", str(scans), "--json", "--cache", str(work / "cache")], work)]
+    texts = [_run(["scan", str(scans), "--json", "--cache", str(work / "cache")], work, verbose=False)]
     scan = json.loads(texts[0])
     assert len(scan["volumes"]) == 2 and scan["meta_labels"]["subject"]["n_values"] == 2
     texts.append(_run(["pretrain", str(scans), "--out", str(work / "run"), "--steps", "2", "--volumes-per-batch", "2",
@@ -52,6 +57,8 @@ def test_full_run_on_identified_dicom_leaks_no_identifier(tmp_path):
     texts.append(_run(["predict", "--model", str(work / "model.pt"), "--image", str(scans / "series_b"), "--out",
                        str(work / "pred.nii.gz")], work))
     texts.append(_run(["export-onnx", "--model", str(work / "model.pt"), "--out", str(work / "model.onnx")], work))
+    log = (work / "logs" / "gcl-studio.log").read_text(encoding="utf-8")  # --verbose: debug detail too
+    assert sum(" AUDIT " in line for line in log.splitlines()) == 2  # the mask and the ONNX model
     assert _leaks(work, texts) == []
     assert "PID-47110815-XYZ" not in image.meta.subject_hash and len(image.meta.subject_hash) == 12
 

@@ -1,4 +1,4 @@
-"""Batched slice prediction shared by fine-tuning previews and the Segmenter's torch backend."""
+"""Batched slice prediction shared by fine-tuning previews and slice ranking (training) and inference."""
 
 from __future__ import annotations
 

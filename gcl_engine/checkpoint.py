@@ -1,7 +1,8 @@
-"""Checkpoints: atomic writes, ``weights_only`` loads, and a format tag checked on load.
+"""Checkpoints: atomic writes, ``weights_only`` loads, a format tag checked on load, the model they hold.
 
 Nothing but tensors, numbers, strings, lists and dicts is stored, so ``torch.load(weights_only=True)``
-reads every checkpoint we write and refuses any pickle of arbitrary objects.
+reads every checkpoint we write and refuses any pickle of arbitrary objects. Below training, inference and
+export (all three read checkpoints; none of them imports another); file names are :mod:`run_layout`'s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from gcl_engine.config import ModelConfig, from_json
 from gcl_engine.errors import CheckpointError, OutputError
 from gcl_engine.io.atomic import atomic_write_bytes
 
@@ -72,3 +74,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype("uint32"), state["numpy_pos"], 0, 0.0))
     random.setstate((3, tuple(state["python"]), None))
+
+
+def model_from_state(state: dict[str, Any]) -> torch.nn.Module:
+    """The U-Net of a fine-tuned model's checkpoint (``SEGMENTER_FORMAT``), weights loaded."""
+    from gcl_engine.models import build_unet
+
+    cfg = from_json(ModelConfig, state["model_config_json"])
+    model = build_unet(cfg, int(state["num_classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError("model weights do not match their stored configuration") from exc
+    return model
