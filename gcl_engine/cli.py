@@ -228,9 +228,13 @@ def run_predict(args) -> int:
         if not args.out.lower().endswith(".dcm"):
             raise api.ConfigError(f"--format dicom-seg writes one .dcm file; --out {args.out} does not end in .dcm")
         seg = api.Segmenter.load(args.model, config)
-        volume = api.load_volume(args.image)
-        pred = seg.predict(volume)
-        written = api.export_mask(pred.labels, volume, args.out, pred.class_names, mask_format, model=args.model)
+        try:
+            volume = api.load_volume(args.image)
+            pred = seg.predict(volume)
+            written = api.export_mask(pred.labels, volume, args.out, pred.class_names, mask_format, model=args.model)
+        except api.InputError as exc:  # the scan cannot be predicted or referenced: skipped, as in a folder
+            print(f"gcl predict: skipped {exc}", file=sys.stderr)
+            return 1
         print(f"{args.image} -> {written} ({seg.backend_name})")
         return 0
     result = api.predict_folder(args.model, args.image, args.out, on_event=TerminalReporter(),
