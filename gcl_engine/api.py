@@ -39,6 +39,8 @@ from gcl_engine.events import (
     Progress,
     event_from_json,
 )
+from gcl_engine.insight import files as _insight_files
+from gcl_engine.insight.config import MapConfig, ReportConfig
 from gcl_engine.io.formats import SCAN_SUFFIXES, is_scan_path
 from gcl_engine.io.volume import Geometry, Volume, VolumeMeta, VolumeSource
 from gcl_engine.logs import LOG_FILE_ENV, configure_logging, ensure_logging, log_dir
@@ -114,6 +116,9 @@ __all__ = [
     "run_config_of", "run_of_checkpoint", "sample_data_dir", "sample_paths", "scan_folder", "to_dict", "to_json",
     "RECIPE", "InteractiveRecipe", "LOG_FILE_ENV", "MASK_FORMATS", "configure_logging", "ensure_logging",
     "export_mask", "log_dir",
+    # insight: what pre-training learnt
+    "check_fit", "conflict_matrices", "INSIGHT_JOBS", "load_scanned_volume", "map_csv_path", "map_folder",
+    "MapConfig", "read_map", "render_map", "report_path", "ReportConfig", "write_report",
 ]
 
 
@@ -154,12 +159,12 @@ def job_command(kind: str, config_path: str | Path, cancel_file: str | Path | No
                 resume: bool = False) -> list[str]:
     """argv of the child process that runs a long job (the CLI, with JSON events on stdout).
 
-    ``kind`` is "pretrain" or "finetune"; the GUI writes the config to :func:`job_config_path`, starts
+    ``kind`` is "pretrain", "finetune", "map" or "report"; the GUI writes the config to :func:`job_config_path`, starts
     this, reads one event per line with :func:`event_from_json`, and asks for a stop by creating
     ``cancel_file``. The child runs with ``--background``: lower priority and one core left to the window,
     so the event loop never starves.
     """
-    if kind not in ("pretrain", "finetune"):
+    if kind not in ("pretrain", "finetune", *INSIGHT_JOBS):
         raise ConfigError(f"unknown job kind {kind!r}")
     argv = [sys.executable, "-m", "gcl_engine.cli", kind, "--config", str(config_path), "--events", "json",
             "--background"]
@@ -168,3 +173,67 @@ def job_command(kind: str, config_path: str | Path, cancel_file: str | Path | No
     if resume:
         argv.append("--resume")
     return argv
+
+
+# --- insight: what pre-training learnt (the map of the folder, conflicts, the fit check, the report) ---
+# Imported on first use: the map and the report pull in scikit-learn and Pillow.
+
+INSIGHT_JOBS = ("map", "report")
+
+
+def map_folder(cfg: MapConfig, on_event: EventSink | None = None, cancel: CancelToken | None = None):
+    """Map of the run's folder (``OUT/map.csv`` + ``map.png``) and the fit check's calibration."""
+    from gcl_engine.insight.jobs import map_job
+
+    return map_job(cfg, on_event, cancel)
+
+
+def write_report(cfg: ReportConfig, on_event: EventSink | None = None, cancel: CancelToken | None = None):
+    """``OUT/report.html``: one self-contained page about the run."""
+    from gcl_engine.insight.jobs import report_job
+
+    return report_job(cfg, on_event, cancel)
+
+
+def check_fit(run: str | Path, image: str | Path | Volume, device: str = "auto",
+              on_event: EventSink | None = None, cancel: CancelToken | None = None):
+    """Does this scan fit the run's pre-training pool? A :class:`FitVerdict` (score, threshold, verdict)."""
+    from gcl_engine.insight.fit_check import check_fit as _check
+
+    return _check(run, image, device, on_event=on_event, cancel=cancel)
+
+
+def read_map(path: str | Path):
+    """A map written by :func:`map_folder` (a :class:`FolderMap`)."""
+    from gcl_engine.insight.folder_map import read_map_csv
+
+    return read_map_csv(path)
+
+
+def render_map(fmap, colour_by: str = "volume", width: int = 900, height: int = 600, dark: bool = False):
+    """The map as a picture (:class:`MapImage`: RGBA pixels and where each point was drawn)."""
+    from gcl_engine.insight.map_image import render_map as _render
+
+    return _render(fmap, colour_by, width, height, dark)
+
+
+def conflict_matrices(run: str | Path) -> dict:
+    """Branch -> :class:`ConflictMatrix` of a run, from its metrics."""
+    from gcl_engine.insight.conflicts import conflict_matrices as _matrices
+
+    return _matrices(read_metrics(run))
+
+
+def load_scanned_volume(source: str | Path, volume_id: str) -> Volume:
+    """The scanned volume ``volume_id`` of ``source`` (what a point of the map shows)."""
+    from gcl_engine.insight.volumes import load_scanned_volume as _load
+
+    return _load(source, volume_id)
+
+
+def map_csv_path(run: str | Path) -> Path:
+    return _insight_files.map_csv(run)
+
+
+def report_path(run: str | Path) -> Path:
+    return _insight_files.report_html(run)

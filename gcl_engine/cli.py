@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from gcl_engine import api, cli_painting
+from gcl_engine import api, cli_insight, cli_painting
 from gcl_engine.cli_output import TerminalReporter
 
 AXES = {"k": 0, "j": 1, "i": 2}
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nifti (the --out suffix: .nii.gz, .nrrd, .mha) or dicom-seg (a DICOM series in, a .dcm "
                         "SEG out, referencing it); default: dicom-seg when --out ends in .dcm, else nifti")
     cli_painting.add_parsers(sub)
+    cli_insight.add_parsers(sub)
     e = sub.add_parser("export-onnx", help="export a fine-tuned model to ONNX and check parity")
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
@@ -227,9 +228,13 @@ def run_predict(args) -> int:
         if not args.out.lower().endswith(".dcm"):
             raise api.ConfigError(f"--format dicom-seg writes one .dcm file; --out {args.out} does not end in .dcm")
         seg = api.Segmenter.load(args.model, config)
-        volume = api.load_volume(args.image)
-        pred = seg.predict(volume)
-        written = api.export_mask(pred.labels, volume, args.out, pred.class_names, mask_format, model=args.model)
+        try:
+            volume = api.load_volume(args.image)
+            pred = seg.predict(volume)
+            written = api.export_mask(pred.labels, volume, args.out, pred.class_names, mask_format, model=args.model)
+        except api.InputError as exc:  # the scan cannot be predicted or referenced: skipped, as in a folder
+            print(f"gcl predict: skipped {exc}", file=sys.stderr)
+            return 1
         print(f"{args.image} -> {written} ({seg.backend_name})")
         return 0
     result = api.predict_folder(args.model, args.image, args.out, on_event=TerminalReporter(),
@@ -252,7 +257,18 @@ def run_export(args) -> int:
 
 
 COMMANDS = {"scan": run_scan, "pretrain": run_pretrain, "finetune": run_finetune, "predict": run_predict,
-            "export-onnx": run_export, **cli_painting.COMMANDS}
+            "export-onnx": run_export, **cli_painting.COMMANDS,
+            "map": lambda a: cli_insight.run_map(_apply_nice(a), _sink(a), _cancel_token(a)),
+            "report": lambda a: cli_insight.run_report(_apply_nice(a), _sink(a), _cancel_token(a)),
+            "check-fit": cli_insight.run_check_fit}
+
+
+def _apply_nice(args: argparse.Namespace) -> argparse.Namespace:
+    """A GUI's insight job runs below the window's priority (its threads are in its config)."""
+    if getattr(args, "background", False):
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(10)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

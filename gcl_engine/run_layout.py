@@ -20,7 +20,7 @@ PRETRAIN_FORMAT = "gcl-pretrain"  # the "format" tag inside a pre-training check
 SEGMENTER_FORMAT = "gcl-segmenter"  # ... and inside a fine-tuned model
 MODEL_SUFFIX = ".pt"
 ONNX_SUFFIX = ".onnx"
-JOB_KINDS = ("pretrain", "finetune")
+JOB_KINDS = ("pretrain", "finetune", "map", "report")  # map, report: what pre-training learnt (insight)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,15 @@ class RunLayout:
     @property
     def cache(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def insight(self) -> Path:
+        """Files derived from the run by the insight tools: embeddings, the fit calibration, the map."""
+        return self.root / "insight"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
 
     def step_checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:07d}{MODEL_SUFFIX}"

@@ -17,6 +17,7 @@ from gcl_app.services import JobRunner
 from gcl_app.widgets.common import EtaProgress, StatusLine, start_worker
 from gcl_app.widgets.loss_plot import LossPlot
 from gcl_app.widgets.pretrain_form import PretrainForm, start_device_probe
+from gcl_app.widgets.run_insights import RunInsights
 from gcl_app.widgets.scan_view import ScanView
 from magicgui.widgets import Container, FileEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -63,6 +64,7 @@ class DataPanel(QWidget):
         self.progress = EtaProgress(self)
         self.plot = LossPlot(self)
         self.status = StatusLine(self)
+        self.insights = RunInsights(self.viewer, self.project, self.runner, self)  # map, conflicts, report
         row = QHBoxLayout()
         row.addWidget(Container(widgets=[self.folder]).native, 1)
         row.addWidget(self.scan_button)
@@ -77,6 +79,7 @@ class DataPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.plot, 3)
+        layout.addWidget(self.insights, 4)
         layout.addWidget(self.status)
         self._set_running(False)
 
@@ -232,4 +235,5 @@ class DataPanel(QWidget):
     def shutdown(self) -> None:
         """Stop a running job (the window is closing) and stop listening to the project."""
         self.runner.kill()
+        self.insights.shutdown()
         self.project.remove_listener(self._on_project)

@@ -17,6 +17,7 @@ from gcl_app.layers import META_KEY, ROLE_KEY, geometry_of, label_names_of, laye
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.common import EtaProgress, EventRelay, LayerChooser, StatusLine, start_worker
+from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.preview import predict_volume
 from magicgui.widgets import ComboBox, Container, FileEdit
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
@@ -98,9 +99,10 @@ class ExportPanel(QWidget):
         self.export_onnx_button = QPushButton("Export ONNX", self)
         self.progress = EtaProgress(self)
         self.status = StatusLine(self)
+        self.fit_warning = FitWarning(self.project, self)  # does the predicted scan fit the pre-training pool?
         layout = QVBoxLayout(self)
         layout.addWidget(Container(widgets=[self.model]).native)
-        layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button,
+        layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button, self.fit_warning,
                                                  Container(widgets=[self.folder, self.folder_out]).native,
                                                  self._row(self.predict_folder_button, self.cancel_button)]))
         layout.addWidget(self._group("Export masks", [self.labels_chooser,
@@ -162,6 +164,7 @@ class ExportPanel(QWidget):
             self.status.error("Choose a model file and open a 3D scan.")
             return
         self.predict_button.setEnabled(False)
+        self.fit_warning.check(image)
         self.progress.busy(f"predicting {image.name} …")
         start_worker(predict_volume, model, volume_of_layer(image), "auto",
                      _connect={"returned": lambda p: self._on_predicted(image, p), "errored": self._on_error})

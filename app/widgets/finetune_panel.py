@@ -20,6 +20,7 @@ from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
+from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.pretrain_form import start_device_probe
 from gcl_app.widgets.preview import PreviewController
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
@@ -68,6 +69,7 @@ class FinetunePanel(QWidget):
         self.progress = EtaProgress(self)
         self.annotated_label = QLabel("", self)
         self.status = StatusLine(self)
+        self.fit_warning = FitWarning(self.project, self)  # does this scan fit the pre-training pool?
         row = QHBoxLayout()
         row.addWidget(self.image_chooser, 1)
         row.addWidget(self.annotate_button)
@@ -75,9 +77,9 @@ class FinetunePanel(QWidget):
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        for item in (QLabel("Image", self), row, QLabel("Classes", self), self.classes, self.form.native,
-                     actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
-                     self.status):
+        for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
+                     self.form.native, actions, self.progress, self.accept_button, self.next_button,
+                     self.annotated_label, self.status):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
             else:
@@ -143,6 +145,7 @@ class FinetunePanel(QWidget):
         self.viewer.layers.selection.active = layer
         layer.mode, layer.selected_label = "paint", max(layer.selected_label, 1)
         self._show_annotated()
+        self.fit_warning.check(image)
         if restored is not None and restored.problem:
             self.status.error(f"Annotations restored from the project; {restored.problem}. Name them again.")
         else:

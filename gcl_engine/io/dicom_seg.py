@@ -25,6 +25,7 @@ from gcl_engine import __version__
 from gcl_engine.errors import InputError, OutputError
 from gcl_engine.io import dicom
 from gcl_engine.io.atomic import atomic_write, os_error_to_output_error
+from gcl_engine.io.formats import has_dicom_magic
 from gcl_engine.io.volume import Volume
 from gcl_engine.io.writers import label_colour, label_table, refuse_source_overwrite, smallest_label_array
 
@@ -121,7 +122,7 @@ def source_datasets(reference: Volume) -> list:
 def _matching_series(reference: Volume, source: Path) -> list[dicom.DicomHeader]:
     """The series on disk that the reference was read from: same slice count and slices where its geometry says."""
     if not source.is_dir():
-        if source.is_file() and dicom.has_dicom_magic(str(source)):
+        if source.is_file() and has_dicom_magic(str(source)):
             raise InputError(source, "a single multi-frame DICOM file (frames of one place, e.g. cine phases): "
                                      "DICOM SEG export needs a series of slices; export NIfTI instead")
         raise InputError(source, "not read from a DICOM series: DICOM SEG needs DICOM source images; "

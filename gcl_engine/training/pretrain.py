@@ -182,7 +182,7 @@ class _Loop:
         self.last_metrics = metrics
         if not self.ctx.is_main:
             return
-        self.run_files.append_metrics(step, metrics)
+        self.run_files.append_metrics(step, {**metrics, "time": round(time.time(), 3)})  # the report's timings
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (step - start) * (self.cfg.steps - step)
         emit(self.sink, Metric("pretrain", step, metrics))

@@ -28,6 +28,9 @@ LONG_WORK_ROOTS = tuple(str(_ENGINE / name) + os.sep for name in (
 LONG_WORK_ROOTS += tuple(str(_ENGINE / "io" / f"{name}.py") for name in (
     "loading", "header_checks", "nibabel_io", "dicom", "writers", "folder_index", "sample_data",
     "atomic"))
+LONG_WORK_ROOTS += tuple(str(_ENGINE / "insight" / f"{name}.py") for name in (  # not its config or file names
+    "run_model", "pool", "projection", "folder_map", "map_image", "fit_check", "probe", "report", "jobs", "volumes",
+    "conflicts", "svg_charts"))
 LONG_WORK_ROOTS += tuple(str(Path(m.__file__).parent) + os.sep for m in (torch.nn.modules, SimpleITK))
 
 
