@@ -90,6 +90,9 @@ def run(args) -> dict:
                     timing, model = one_round(image_path, image, labels, sorted(painted), model,
                                               Path(tmp) / f"round{i}.pt", names)
                     raw.setdefault(name, []).append({"round": i, "repeat": rep, "load": load, **timing})
+                    print(f"{name} round {i} (repeat {rep}): {timing['round_s']:.1f} s (fine-tune child "
+                          f"{timing['finetune_child_s']:.1f}, predict {timing['predict_s']:.1f}, suggest "
+                          f"{timing['suggest_s']:.1f}), load {load:.1f}", flush=True)
         for i in range(1, len(order) + 1):
             runs = [t for t in raw[name] if t["round"] == i]
             rows.append([name, i, runs[0]["steps"], median([t["finetune_child_s"] for t in runs]),
