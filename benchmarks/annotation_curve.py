@@ -69,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--nice", type=int, default=5)
     p.add_argument("--recipe", default="recipe", help="the row the targets are read for")
     p.add_argument("--report-only", action="store_true", help="write the report from the records so far, run nothing")
+    p.add_argument("--engine-digest", help="report records of an engine that is no longer the one imported "
+                                           "(the digest a record key was made with; see the report's config)")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seeds, args.tasks = 2, [0], ["ct_sm"]
@@ -83,10 +85,15 @@ def _key(payload: dict) -> str:
 ENGINE_FILES = {"forest": (), "interp": ("data/interpolation.py", "data/painted.py"), "unet": None}
 
 
+FORCED_DIGEST: str | None = None
+
+
 def _engine_commit(kind: str | None = "unet") -> str:
     """A digest of the engine's source as imported (the part a row of this kind depends on)."""
     import gcl_engine
 
+    if FORCED_DIGEST and ENGINE_FILES.get(kind or "unet") is None:
+        return FORCED_DIGEST
     root = Path(gcl_engine.__file__).parent
     files = ENGINE_FILES.get(kind or "unet")
     paths = sorted(root.rglob("*.py")) if files is None else [root / f for f in files]
@@ -279,7 +286,9 @@ def report(args, pretrains: dict, curves: dict, records: Records) -> None:
 
 
 def main(argv=None) -> int:
+    global FORCED_DIGEST
     args = parse_args(argv)
+    FORCED_DIGEST = args.engine_digest
     be_nice(args.nice)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--labels", required=True, help="the label map painted so far (its painted slices are skipped)")
     s.add_argument("--unknown-value", type=int, help="label value of unpainted voxels (scribbles)")
     s.add_argument("--top", type=int, default=5)
-    s.add_argument("--strategy", default="default", help="default, uncertainty, distance or uncertainty_distance")
+    s.add_argument("--strategy", default="default",
+                   help="default (= distance: evenly spread over the structures), uncertainty or uncertainty_distance")
     s.add_argument("--json", action="store_true", help="the ranking as JSON")
 
 

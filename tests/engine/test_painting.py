@@ -148,7 +148,23 @@ def test_ranking_excludes_painted_slices_and_weighs_uncertainty_by_distance():
     assert 0 not in [s.slice for s in order]
     assert order[0].slice in (5, 6)  # slice 1 is most uncertain but next to a painted slice
     assert rank(uncertainty, [0], "uncertainty")[0].slice == 1
-    assert rank(uncertainty, [0], "distance")[0].slice == 9
+    assert rank(uncertainty, [0], "distance")[0].slice == 5  # the middle of the largest gap, ends count
     assert list(distances_to_painted(5, [1, 3])) == [1, 0, 1, 0, 1]
     with pytest.raises(ConfigError, match="unknown suggestion strategy"):
         rank(uncertainty, [0], "random")
+
+
+def test_distance_ranking_spreads_painted_slices_over_the_structures_only():
+    """Foreground on slices 10..29 of 40: the first suggestions halve the gaps inside that extent; slices with
+    nothing on them come after every slice that has something."""
+    n = 40
+    foreground = np.zeros(n, bool)
+    foreground[10:30] = True
+    flat = np.zeros(n)
+    painted = [20]
+    for expected in (14, 25):
+        best = rank(flat, painted, "distance", foreground)[0].slice
+        assert abs(best - expected) <= 1, (best, expected)
+        painted.append(best)
+    order = [s.slice for s in rank(flat, painted, "default", foreground)]
+    assert set(order[:17]) <= set(range(10, 30)) and order[-1] in (0, 39)
