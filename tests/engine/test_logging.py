@@ -99,7 +99,7 @@ def test_library_code_never_prints():
     import ast
 
     root = Path(api.__file__).parent
-    front_ends = {"cli.py", "cli_output.py", "cli_painting.py", "demo.py"}
+    front_ends = {"cli.py", "cli_output.py", "cli_painting.py", "cli_insight.py", "demo.py"}
     printing = []
     for path in root.rglob("*.py"):
         if path.name in front_ends:
