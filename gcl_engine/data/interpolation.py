@@ -17,6 +17,7 @@ Slices outside the painted range stay background: interpolation never extrapolat
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -141,9 +142,12 @@ def mci_in_child(given: np.ndarray, timeout_s: float = 600.0) -> np.ndarray:
         # list up to 255 (UNKNOWN_LABEL is never passed here), uint16 beyond
         wire = np.uint8 if int(given.max(initial=0)) <= 255 and int(given.min(initial=0)) >= 0 else np.uint16
         np.save(src, np.ascontiguousarray(given, dtype=wire))
-        for _attempt in range(2):  # ITK's wrapping aborted intermittently (heap check) with two children at once
+        # the filter aborted now and then on a heap check (same input passing on a rerun: a race in its threads);
+        # one ITK thread, and a retry when the child still dies of a signal
+        env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
+        for _attempt in range(3):
             done = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst)], capture_output=True,
-                                  text=True, timeout=timeout_s)
+                                  text=True, timeout=timeout_s, env=env)
             if done.returncode >= 0:
                 break
         if done.returncode != 0 or not dst.is_file():
@@ -156,6 +160,7 @@ _CHILD = """
 import sys
 import numpy as np
 import itk
+itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(1)
 given = np.load(sys.argv[1])
 mci = itk.MorphologicalContourInterpolator.New(itk.image_from_array(given))
 mci.SetAxis(2)  # ITK's axis 2 is numpy axis 0, the slicing axis of the stack
