@@ -212,8 +212,15 @@ class PredictConfig:
     # (d: mm to the nearest painted slice); None: painted voxels are kept, the rest is the network's
     interpolation_reach_mm: float | None = None
     interpolation_method: str = "sdf"
+    # how the network's probabilities reach the scan's grid before the argmax. "labels": only pixels on a class
+    # boundary get their K interpolated probabilities (the same labels, data/label_resample.py); "probabilities":
+    # every class's map is upsampled to full size first (the older path: 118 classes at 512^2 is 124 MB a slice;
+    # kept for comparison). Keeping probabilities or uncertainty, and slices blended with painted ones, always
+    # take the full maps.
+    upsample: str = "labels"
 
     def validate(self) -> None:
+        _check(self.upsample in ("labels", "probabilities"), "upsample must be 'labels' or 'probabilities'")
         _check(self.backend in ("auto", "torch", "onnxruntime"), f"unknown backend {self.backend!r}")
         _check(self.tta_shift >= 0, f"tta_shift must be >= 0, got {self.tta_shift}")
         _check(self.interpolation_reach_mm is None or self.interpolation_reach_mm > 0,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gcl_engine.data.label_resample import upsampled_argmax
 from gcl_engine.data.orientation import InPlaneOrientation
 
 
@@ -92,6 +93,19 @@ class SliceLayout:
             maps = self.canvas.take(maps)
         back = F.interpolate(maps, size=self.oriented_shape, mode="bilinear", align_corners=False)
         return self.orientation.undo(back)
+
+    def to_source_labels(self, maps: torch.Tensor, dtype=np.int64, logits: bool = False) -> np.ndarray:
+        """(n, K, size, size) probabilities (or ``logits``) -> (n, H, W) labels on the stored grid:
+        ``to_source(maps).argmax(1)`` without building the full-size maps (data/label_resample.py)."""
+        maps = maps.float()
+        if self.canvas is not None:  # the canvas fills what it cropped with background probabilities
+            maps = self.canvas.take(torch.softmax(maps, 1) if logits else maps)
+            logits = False
+        small = maps.numpy()
+        out = np.empty((small.shape[0], *self.oriented_shape), dtype)
+        for j in range(small.shape[0]):
+            out[j] = upsampled_argmax(small[j], self.oriented_shape, dtype, logits)
+        return np.ascontiguousarray(self.orientation.undo(out))
 
 
 def make_layout(orientation: InPlaneOrientation, stored_shape: tuple[int, int], size: int,
