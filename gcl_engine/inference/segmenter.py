@@ -25,7 +25,7 @@ from gcl_engine.inference.fusion import PaintedLabels, plan_fusion
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
 from gcl_engine.io.volume import Geometry, Volume
 from gcl_engine.run_layout import ONNX_SUFFIX, SEGMENTER_FORMAT
-from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, select_device
+from gcl_engine.runtime import CancelToken, configure_cpu_threads, default_threads, is_cancelled, select_device
 
 
 @dataclass
@@ -60,7 +60,7 @@ class _OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (one per physical core)
+        options.intra_op_num_threads = threads or default_threads()  # not onnxruntime's every core: runtime.py
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
