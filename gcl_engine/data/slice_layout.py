@@ -11,6 +11,7 @@ Two moves, both undone on the way back so masks always land on the stored voxel 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,16 +64,20 @@ class SliceLayout:
         return self.orientation.oriented_shape(self.stored_shape)
 
     def to_network(self, stack: np.ndarray, nearest: bool = False, fill: float = 0.0,
-                   max_values: int = 2 ** 25) -> torch.Tensor:
+                   max_values: int = 2 ** 23, transform: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> torch.Tensor:
         """(n, H, W) stored slices -> (n, size, size) float tensor.
 
         Slices are resampled in groups of at most ``max_values`` intermediate values: a field of view much
-        smaller than the scan resamples each slice to many pixels before the canvas crops it.
+        smaller than the scan resamples each slice to many pixels before the canvas crops it. ``transform``
+        (intensity normalisation) is applied to each group first.
         """
         target = self.canvas.scaled if self.canvas is not None else (self.size, self.size)
         per_slice = max(1, target[0] * target[1], stack.shape[-2] * stack.shape[-1])
         step = max(1, max_values // per_slice)
-        outs = [self._to_network(stack[i:i + step], target, nearest, fill) for i in range(0, len(stack), step)]
+        transform = transform or (lambda part: part)
+        outs = [self._to_network(transform(stack[i:i + step]), target, nearest, fill)
+                for i in range(0, len(stack), step)]
         return torch.cat(outs) if outs else torch.zeros((0, self.size, self.size))
 
     def _to_network(self, stack: np.ndarray, target: tuple[int, int], nearest: bool, fill: float) -> torch.Tensor:
