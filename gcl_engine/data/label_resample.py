@@ -17,6 +17,8 @@ is taken only at the corners of disagreeing cells (the coarse argmax does not ne
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -39,7 +41,7 @@ def upsampled_argmax(maps: np.ndarray, out_shape: tuple[int, int], dtype=np.int6
     ``max_values``: at most about this many interpolated values (pixels x classes) are held at a time.
     """
     k, h, w = maps.shape
-    rows, cols = _Axis(h, out_shape[0]), _Axis(w, out_shape[1])
+    rows, cols = _axis(h, out_shape[0]), _axis(w, out_shape[1])
     coarse = maps.argmax(0)
     down, right = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
     split = (coarse != coarse[:, right]) | (coarse != coarse[down]) | (coarse != coarse[down][:, right])
@@ -53,7 +55,8 @@ def upsampled_argmax(maps: np.ndarray, out_shape: tuple[int, int], dtype=np.int6
     values = (torch.softmax(values, 1) if logits else values).numpy()
     corners = values[where.reshape(4, -1)]  # (4, cells, K): top-left, top-right, bottom-left, bottom-right
     upper, lower = corners.max(0), corners.min(0).max(1)
-    needs = (upper >= lower[:, None]).sum(1)  # candidates per disagreeing cell
+    possible = upper >= lower[:, None]  # the classes that can win somewhere in each disagreeing cell
+    needs = possible.sum(1)
     # passes of similar cells, so few cells pay for the widest block or the most candidates: the first row
     # and column of cells cover more output pixels (the clamped edge), and a few cells need many candidates
     regular = (rows.count[ci] <= rows.inner) & (cols.count[cj] <= cols.inner)
@@ -66,8 +69,7 @@ def upsampled_argmax(maps: np.ndarray, out_shape: tuple[int, int], dtype=np.int6
     if sum(sel.size * t * b[0] * b[1] for sel, t, b in passes) > 0.5 * labels.size * k:
         return _full(maps, out_shape, logits).astype(dtype, copy=False)  # noise-like maps: torch's kernel is cheaper
     for sel, t, blocks in passes:
-        top = np.sort(np.argpartition(-upper[sel], t - 1, axis=1)[:, :t], axis=1) if t < k else \
-            np.broadcast_to(np.arange(k), (sel.size, k))
+        top = _candidates(possible[sel], t)
         step = max(1, max_values // (blocks[0] * blocks[1] * t))
         for s in range(0, sel.size, step):
             part = sel[s:s + step]
@@ -85,6 +87,22 @@ def _label_cells(labels: np.ndarray, rows: tuple, cols: tuple, corners: np.ndarr
     best = np.take_along_axis(cand[:, None, None], mixed.argmax(3)[..., None], 3)[..., 0]
     ok = ok_y[:, :, None] & ok_x[:, None, :]
     labels[np.broadcast_to(ys[:, :, None], ok.shape)[ok], np.broadcast_to(xs[:, None, :], ok.shape)[ok]] = best[ok]
+
+
+def _candidates(possible: np.ndarray, t: int) -> np.ndarray:
+    """(cells, t) class indices, ascending (ties go to the lower class, as in argmax): each cell's possible
+    classes, the row padded by repeating its first one (a repeat cannot change the argmax)."""
+    r, c = np.nonzero(possible)  # row-major: by cell, then by class
+    counts = np.bincount(r, minlength=possible.shape[0])
+    starts = np.cumsum(counts) - counts
+    out = np.repeat(c[starts][:, None], t, axis=1)
+    out[r, np.arange(r.size) - starts[r]] = c
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _axis(n_in: int, n_out: int) -> _Axis:
+    return _Axis(n_in, n_out)
 
 
 class _Axis:
