@@ -48,3 +48,23 @@ def test_a_damaged_discovery_record_is_rebuilt(tmp_path):
         manifest.write_text("[{\"sources\": 3}]", encoding="utf-8")
     again = api.scan_folder(scans, cache=tmp_path / "cache", preprocess=PRE)
     assert len(again.volumes) == 1
+
+
+def test_a_dicom_header_is_read_once_per_file_version(tmp_path, monkeypatch):
+    import numpy as np
+
+    from gcl_engine.io import dicom
+    from tests.engine.synthetic import write_dicom_series
+
+    files = write_dicom_series(tmp_path / "series", np.zeros((3, 8, 8), np.int16), "1.2.3.4", 1, "s")
+    reads = []
+    real = dicom._read_header
+    monkeypatch.setattr(dicom, "_read_header", lambda p: reads.append(p) or real(p))
+    dicom._remembered_header.cache_clear()
+    first = [dicom.read_header(str(f)) for f in files]
+    again = [dicom.read_header(str(f)) for f in files]
+    assert len(reads) == 3 and again == first and first[0].size == (8, 8, 1)
+    st = os.stat(files[0])
+    os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a changed file is read again
+    dicom.read_header(str(files[0]))
+    assert len(reads) == 4
