@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError
 from gcl_engine.io.itk_messages import native_output_to_log, plain_reason
-from gcl_engine.io.privacy import hash_identifier
+from gcl_engine.io.privacy import hash_identifier, machine_salt
 
 GAP_FACTOR = 1.5  # a gap this many times the median gap means a slice is missing
 SAME_POSITION_MM = 1e-3
@@ -98,11 +98,12 @@ def read_header(path: str) -> DicomHeader | None:
         st = os.stat(path)
     except OSError:
         return _read_header(str(path))
-    return _remembered_header(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    # the salt too: the patient hash it holds depends on it
+    return _remembered_header(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, machine_salt())
 
 
 @functools.lru_cache(maxsize=8192)
-def _remembered_header(path: str, size: int, mtime_ns: int, ctime_ns: int) -> DicomHeader | None:
+def _remembered_header(path: str, size: int, mtime_ns: int, ctime_ns: int, salt: bytes) -> DicomHeader | None:
     return _read_header(path)
 
 

@@ -68,3 +68,6 @@ def test_a_dicom_header_is_read_once_per_file_version(tmp_path, monkeypatch):
     os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a changed file is read again
     dicom.read_header(str(files[0]))
     assert len(reads) == 4
+    monkeypatch.setattr(dicom, "machine_salt", lambda: b"another machine's salt")  # its patient hash differs
+    dicom.read_header(str(files[0]))
+    assert len(reads) == 5
