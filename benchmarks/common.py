@@ -25,7 +25,7 @@ REPO = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 SAMPLE_DATA = REPO / "resources" / "sample_data"
 OWN_FILES = ("common.py", "scan_speed.py", "pretrain_speed.py", "inference_speed.py", "finetune_latency.py",
-             "ui_responsiveness.py", "stall_monitor.py",
+             "ui_responsiveness.py", "stall_monitor.py", "inference_clinical.py", "threads_under_load.py",
              "run_all.py")
 DEFAULT_DATA = Path(os.environ.get("GCL_BENCH_DATA", Path.home() / ".cache/gcl-studio/bench-data")) / "volumes"
 

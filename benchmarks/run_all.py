@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("scan_speed", "pretrain_speed", "inference_speed", "finetune_latency", "ui_responsiveness", "round_time")
+SCRIPTS = ("scan_speed", "pretrain_speed", "inference_speed", "inference_clinical", "threads_under_load",
+           "finetune_latency", "ui_responsiveness", "round_time")
 NEEDS_DISPLAY = ("ui_responsiveness",)  # napari: run under xvfb-run when there is no display
 TAKES_DEVICE = ("pretrain_speed", "inference_speed")
 

@@ -56,7 +56,14 @@ from gcl_engine.run_layout import (
     run_config_of,
     run_of_checkpoint,
 )
-from gcl_engine.runtime import CancelToken, DeviceInfo, FileCancelToken, configure_cpu_threads, describe_devices
+from gcl_engine.runtime import (
+    CancelToken,
+    DeviceInfo,
+    FileCancelToken,
+    configure_cpu_threads,
+    default_threads,
+    describe_devices,
+)
 
 if TYPE_CHECKING:
     from gcl_engine.data.interpolation import METHODS as INTERPOLATION_METHODS
@@ -110,7 +117,8 @@ __all__ = [
     "Metric", "ModelConfig", "OnnxExportReport", "OutputError", "PredictConfig", "PredictedMask", "Prediction",
     "PreprocessConfig", "PretrainConfig", "PretrainResult", "Preview", "Progress", "RunLayout", "ScanResult",
     "Segmenter", "SkippedFile", "Volume", "VolumeMeta", "VolumeRecord", "VolumeSource", "__version__",
-    "configure_cpu_threads", "describe_devices", "event_from_json", "export_nifti", "export_onnx", "finetune",
+    "configure_cpu_threads", "default_threads", "describe_devices", "event_from_json", "export_nifti", "export_onnx",
+    "finetune",
     "from_dict", "from_json", "is_onnx_model", "is_scan_path", "is_torch_model", "job_command", "job_config_path",
     "load", "load_json", "load_volume", "predict_folder", "pretrain", "read_label_names", "read_metrics",
     "run_config_of", "run_of_checkpoint", "sample_data_dir", "sample_paths", "scan_folder", "to_dict", "to_json",

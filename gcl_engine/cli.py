@@ -34,9 +34,9 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: half the cores, at least one)")
     p.add_argument("--background", action="store_true",
-                   help="run as a GUI's worker: lower CPU priority and leave one core to the window")
+                   help="run as a GUI's worker: lower CPU priority")
     p.add_argument("--size", type=int, help="in-plane size the slices are resampled to (128 CPU, 224 GPU)")
     p.add_argument("--field-of-view", type=float, metavar="MM",
                    help="resample slices at MM/size mm per pixel, centred (default: each slice's whole field of view)")
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
     r.add_argument("--device", default="auto")
     r.add_argument("--largest-component", action="store_true")
-    r.add_argument("--threads", type=int, help="CPU threads (default: the libraries' choice)")
+    r.add_argument("--threads", type=int, help="CPU threads (default: half the cores, at least one)")
     r.add_argument("--format", choices=api.MASK_FORMATS,
                    help="nifti (the --out suffix: .nii.gz, .nrrd, .mha) or dicom-seg (a DICOM series in, a .dcm "
                         "SEG out, referencing it); default: dicom-seg when --out ends in .dcm, else nifti")
@@ -168,8 +168,6 @@ def _apply_background(args: argparse.Namespace, cfg):
         return cfg
     with contextlib.suppress(OSError, AttributeError):
         os.nice(10)
-    if cfg.threads is None and cfg.device in ("auto", "cpu"):
-        cfg = dataclasses.replace(cfg, threads=max(1, (os.cpu_count() or 2) - 1))
     return cfg
 
 
@@ -222,7 +220,7 @@ def run_finetune(args) -> int:
 def run_predict(args) -> int:
     """A file, a DICOM folder or a folder of scans (walked like ``gcl scan``): one mask per volume."""
     config = api.PredictConfig(backend=args.backend, device=args.device, largest_component=args.largest_component,
-                               threads=args.threads)
+                               threads=args.threads or api.default_threads())
     mask_format = args.format or ("dicom-seg" if args.out.lower().endswith(".dcm") else "nifti")
     if mask_format == "dicom-seg":  # one DICOM series in, one SEG file out
         if not args.out.lower().endswith(".dcm"):

@@ -86,11 +86,22 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def default_threads(cores: int | None = None) -> int:
+    """CPU threads of engine work (torch and onnxruntime) when none are asked for: half the cores, at least one.
+
+    torch's and onnxruntime's own default (every core) collapses as soon as anything else runs: their threads
+    wait for each other at every operation, so one busy core stalls all of them (measured on 2 cores with one
+    competing process: benchmarks/results/threads_under_load.md). Half the cores leaves the user's other work,
+    and the GUI's window, room without the job noticing it; an idle machine loses little.
+    """
+    return max(1, (cores or os.cpu_count() or 2) // 2)
+
+
 def configure_cpu_threads(threads: int | None = None) -> int:
-    """Use all physical cores but one thread per core (oversubscription hurts on small machines)."""
+    """torch's process-wide thread count: ``threads``, or the engine's rule (:func:`default_threads`)."""
     import torch
 
-    n = threads or max(1, (os.cpu_count() or 1))
+    n = threads or default_threads()
     torch.set_num_threads(n)
     return n
 

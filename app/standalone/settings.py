@@ -71,7 +71,8 @@ class SettingsDialog(QDialog):
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText(f"automatic ({job_threads()})")
         self.threads.setValue(int(current["threads"]))
-        self.threads.setToolTip("CPU threads of a training job; automatic keeps one core for the window")
+        self.threads.setToolTip("CPU threads of a training job; automatic: half the cores, so the window and "
+                                "other programs keep theirs")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

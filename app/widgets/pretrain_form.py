@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
 from typing import Any
 
 from gcl_app.widgets.common import start_worker
@@ -26,8 +25,8 @@ SIZE_FIELDS = ("steps", "size", "base_channels", "levels", "checkpoint_every")
 
 
 def job_threads() -> int:
-    """CPU threads for a training child: all cores but one, which stays with the window."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """CPU threads of a job (training child, in-process prediction): the engine's rule, half the cores."""
+    return api.default_threads()
 
 
 def load_devices() -> list[api.DeviceInfo]:
@@ -35,7 +34,7 @@ def load_devices() -> list[api.DeviceInfo]:
 
     ``describe_devices`` imports torch now rather than during a job: measured, the import holds the GIL
     (dlopen of libtorch) for ~0.4 s. Torch work done in this process (whole-volume previews, predictions,
-    ONNX export, all in thread workers) then gets all cores but one, like a training child: measured on two
+    ONNX export, all in thread workers) then gets the engine's default threads, like a training child: measured on two
     loaded cores, with torch's default of every core the preview of the sample CT took 2.5 s instead of
     0.26 s and froze the window for up to 190 ms at a time while the user browsed slices.
     """

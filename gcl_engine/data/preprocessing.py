@@ -5,6 +5,8 @@ One code path for pre-training, fine-tuning and inference, so a model always see
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -15,15 +17,29 @@ from gcl_engine.data.slice_layout import SliceLayout, make_layout
 
 def normalise_intensity(array: np.ndarray, modality: str, cfg: PreprocessConfig) -> np.ndarray:
     """CT: clip to the window and scale to [-1, 1]; otherwise percentile clip and z-score per volume."""
-    data = array.astype(np.float32, copy=False)
+    return intensity_map(array, modality, cfg)(array)
+
+
+def intensity_map(array: np.ndarray, modality: str, cfg: PreprocessConfig) -> Callable[[np.ndarray], np.ndarray]:
+    """The voxel-wise normalisation of this volume, to apply to any part of it (the same values as on the whole:
+    a CT needs no statistics, an MR's are taken from the whole volume here)."""
     if modality == "CT":
         lo, hi = cfg.ct_window
-        out = (np.clip(data, lo, hi) - lo) / (hi - lo) * 2.0 - 1.0
-        return out.astype(np.float32)
+
+        def ct(part: np.ndarray) -> np.ndarray:
+            return ((np.clip(part.astype(np.float32, copy=False), lo, hi) - lo) / (hi - lo) * 2.0 - 1.0
+                    ).astype(np.float32, copy=False)
+        return ct
+    data = array.astype(np.float32, copy=False)
     lo, hi = np.percentile(data, cfg.mr_percentiles)
     clipped = np.clip(data, lo, hi)
-    std = float(clipped.std())
-    return ((clipped - float(clipped.mean())) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+    mean, std = float(clipped.mean()), float(clipped.std())
+    del data, clipped
+
+    def mr(part: np.ndarray) -> np.ndarray:
+        clip = np.clip(part.astype(np.float32, copy=False), lo, hi)
+        return ((clip - mean) / (std if std > 1e-6 else 1.0)).astype(np.float32, copy=False)
+    return mr
 
 
 def slices_along(array: np.ndarray, axis: int) -> np.ndarray:
@@ -53,11 +69,13 @@ def prepare_volume_slices(array: np.ndarray, modality: str, cfg: PreprocessConfi
                           direction: tuple[float, ...] | None = None,
                           spacing: tuple[float, ...] | None = None) -> torch.Tensor:
     """Normalise a whole volume, cut it along ``cfg.axis``, orient and scale it (given the ITK direction and
-    spacing; see slice_layout.py): (n, size, size) float32."""
-    normed = normalise_intensity(array, modality, cfg)
+    spacing; see slice_layout.py): (n, size, size) float32. Slices are normalised a group at a time, so a
+    clinical CT never has a float copy of itself in memory."""
+    norm = intensity_map(array, modality, cfg)
     layout = slice_layout(cfg, array.shape, direction, spacing)
-    fill = float(normed.min()) if normed.size else 0.0  # padding of a field of view larger than the scan: "air"
-    return layout.to_network(slices_along(normed, cfg.axis), fill=fill)
+    # padding of a field of view larger than the scan: "air", the lowest value (the map never decreases)
+    fill = float(norm(np.asarray(array.min()).reshape(1))[0]) if array.size else 0.0
+    return layout.to_network(slices_along(array, cfg.axis), fill=fill, transform=norm)
 
 
 def prepare_label_slices(labels: np.ndarray, cfg: PreprocessConfig, direction: tuple[float, ...] | None = None,

@@ -18,7 +18,7 @@ from gcl_engine.data.preprocessing import prepare_volume_slices
 from gcl_engine.data.slice_cache import SliceCache, source_fingerprint
 from gcl_engine.errors import Cancelled, InputError
 from gcl_engine.events import EventSink, Log, Progress, emit
-from gcl_engine.io.folder_index import SkippedFile, discover
+from gcl_engine.io.folder_index import SkippedFile, discover, folder_signature
 from gcl_engine.io.loading import load_one, load_volumes
 from gcl_engine.io.volume import Volume, VolumeSource
 from gcl_engine.runtime import CancelToken
@@ -100,8 +100,8 @@ def scan_folder(
     """Index ``folder``; with ``cache``, also store every volume's slices for training."""
     t0 = time.perf_counter()
     cfg = preprocess or PreprocessConfig()
-    sources, skipped = discover(folder, on_event=on_event, cancel=cancel)
     store = SliceCache(cache) if cache is not None else None
+    sources, skipped = _discover(folder, store, on_event, cancel)
     result = ScanResult(str(folder), skipped=list(skipped), cache=str(cache) if cache else None)
     for i, src in enumerate(sources):
         if cancel is not None and cancel.cancelled:
@@ -122,6 +122,31 @@ def scan_folder(
     logging.getLogger(__name__).info("scanned %s: %d volume(s), %d file(s) skipped, %.1f s", folder,
                                      len(result.volumes), len(result.skipped), result.seconds)
     return result
+
+
+def _discover(folder: str | Path, store: SliceCache | None, on_event: EventSink | None,
+              cancel: CancelToken | None) -> tuple[list[VolumeSource], list[SkippedFile]]:
+    """``discover``, kept in the cache under the folder's signature (every file's path, size, mode and times):
+    a scan of an unchanged folder reads no header again, which was all of a cache hit's time."""
+    if store is None:
+        return discover(folder, on_event=on_event, cancel=cancel)
+    key = SliceCache.key(folder_signature(folder), "discovery-v1", PreprocessConfig())
+    rows = store.get_manifest(key)
+    try:
+        found = ([VolumeSource(**_tuples(s)) for s in rows[0]["sources"]],
+                 [SkippedFile(**_tuples(s)) for s in rows[0]["skipped"]])
+    except (TypeError, KeyError, IndexError):  # absent, damaged or written by another version: discover again
+        found = None
+    if found is not None:
+        emit(on_event, Progress("discover", 1, 1, f"{len(found[0])} volume(s) found (unchanged folder)"))
+        return found
+    sources, skipped = discover(folder, on_event=on_event, cancel=cancel)
+    store.put_manifest(key, [{"sources": [asdict(s) for s in sources], "skipped": [asdict(s) for s in skipped]}])
+    return sources, skipped
+
+
+def _tuples(row: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}
 
 
 def _scan_source(src: VolumeSource, cfg: PreprocessConfig, store: SliceCache | None) -> list[VolumeRecord]:

@@ -11,12 +11,14 @@ Two moves, both undone on the way back so masks always land on the stored voxel 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gcl_engine.data.label_resample import upsampled_argmax
 from gcl_engine.data.orientation import InPlaneOrientation
 
 
@@ -62,16 +64,20 @@ class SliceLayout:
         return self.orientation.oriented_shape(self.stored_shape)
 
     def to_network(self, stack: np.ndarray, nearest: bool = False, fill: float = 0.0,
-                   max_values: int = 2 ** 25) -> torch.Tensor:
+                   max_values: int = 2 ** 23, transform: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> torch.Tensor:
         """(n, H, W) stored slices -> (n, size, size) float tensor.
 
         Slices are resampled in groups of at most ``max_values`` intermediate values: a field of view much
-        smaller than the scan resamples each slice to many pixels before the canvas crops it.
+        smaller than the scan resamples each slice to many pixels before the canvas crops it. ``transform``
+        (intensity normalisation) is applied to each group first.
         """
         target = self.canvas.scaled if self.canvas is not None else (self.size, self.size)
         per_slice = max(1, target[0] * target[1], stack.shape[-2] * stack.shape[-1])
         step = max(1, max_values // per_slice)
-        outs = [self._to_network(stack[i:i + step], target, nearest, fill) for i in range(0, len(stack), step)]
+        transform = transform or (lambda part: part)
+        outs = [self._to_network(transform(stack[i:i + step]), target, nearest, fill)
+                for i in range(0, len(stack), step)]
         return torch.cat(outs) if outs else torch.zeros((0, self.size, self.size))
 
     def _to_network(self, stack: np.ndarray, target: tuple[int, int], nearest: bool, fill: float) -> torch.Tensor:
@@ -92,6 +98,19 @@ class SliceLayout:
             maps = self.canvas.take(maps)
         back = F.interpolate(maps, size=self.oriented_shape, mode="bilinear", align_corners=False)
         return self.orientation.undo(back)
+
+    def to_source_labels(self, maps: torch.Tensor, dtype=np.int64, logits: bool = False) -> np.ndarray:
+        """(n, K, size, size) probabilities (or ``logits``) -> (n, H, W) labels on the stored grid:
+        ``to_source(maps).argmax(1)`` without building the full-size maps (data/label_resample.py)."""
+        maps = maps.float()
+        if self.canvas is not None:  # the canvas fills what it cropped with background probabilities
+            maps = self.canvas.take(torch.softmax(maps, 1) if logits else maps)
+            logits = False
+        small = maps.numpy()
+        out = np.empty((small.shape[0], *self.oriented_shape), dtype)
+        for j in range(small.shape[0]):
+            out[j] = upsampled_argmax(small[j], self.oriented_shape, dtype, logits)
+        return np.ascontiguousarray(self.orientation.undo(out))
 
 
 def make_layout(orientation: InPlaneOrientation, stored_shape: tuple[int, int], size: int,

@@ -51,7 +51,10 @@ class FusionPlan:
             onehot.scatter_(0, torch.from_numpy(self.interpolation[k].astype(np.int64))[None].clamp(
                 max=probabilities.shape[0] - 1), 1.0)
             probabilities = (1.0 - w) * probabilities + w * onehot
-        labels = probabilities.argmax(0).numpy()
+        return self.keep_painted(k, probabilities.argmax(0).numpy())
+
+    def keep_painted(self, k: int, labels: np.ndarray) -> np.ndarray:
+        """(H, W) labels of slice k with the voxels the user painted there put back."""
         if self.is_painted(k):
             labels = np.where(self.known[k], self.stack[k], labels)
         return labels

@@ -1,7 +1,8 @@
 """Whole-volume prediction with a fine-tuned model, by torch or onnxruntime, back in the source geometry.
 
 The model file carries its preprocessing, so a volume is normalised and resampled exactly as in training;
-probabilities are resampled back to the source in-plane grid before the argmax.
+probabilities are resampled back to the source in-plane grid before the argmax (for labels alone, only at class
+boundaries: data/label_resample.py gives the same labels without every class's full-size map).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from gcl_engine.inference.fusion import PaintedLabels, plan_fusion
 from gcl_engine.inference.postprocess import keep_largest_component, smallest_label_dtype
 from gcl_engine.io.volume import Geometry, Volume
 from gcl_engine.run_layout import ONNX_SUFFIX, SEGMENTER_FORMAT
-from gcl_engine.runtime import CancelToken, configure_cpu_threads, is_cancelled, select_device
+from gcl_engine.runtime import CancelToken, configure_cpu_threads, default_threads, is_cancelled, select_device
 
 
 @dataclass
@@ -59,7 +60,7 @@ class _OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (one per physical core)
+        options.intra_op_num_threads = threads or default_threads()  # not onnxruntime's every core: runtime.py
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
@@ -130,12 +131,16 @@ class Segmenter:
         """(first slice index, (b, K, size, size) probabilities) per batch of (n, C, size, size) inputs, at the
         network's resolution;
         averaged over shifted copies of the input when ``config.tta_shift`` is set."""
+        return self._batches(slices, cancel, on_event, self._softmax)
+
+    def _batches(self, slices: np.ndarray, cancel: CancelToken | None, on_event: EventSink | None,
+                 network) -> Iterator[tuple[int, torch.Tensor]]:
         n, bs = slices.shape[0], self.config.batch_size
         for i in range(0, n, bs):
             if is_cancelled(cancel):
                 raise Cancelled("prediction cancelled")
             batch = np.ascontiguousarray(slices[i:i + bs], dtype=np.float32)
-            yield i, self._softmax(batch)
+            yield i, network(batch)
             emit(on_event, Progress("predict", min(i + bs, n), n))
 
     def _softmax(self, batch: np.ndarray) -> torch.Tensor:
@@ -168,9 +173,16 @@ class Segmenter:
         probs = [] if keep_probabilities else None
         entropy = np.zeros(argmax.shape, np.float16) if keep_uncertainty else None
         norm = float(np.log(max(2, len(self.class_names))))
-        for i, soft in self.softmax_batches(slices, cancel, on_event):  # one batch of probabilities at a time
-            for j in range(soft.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
-                prob = layout.to_source(soft[j:j + 1])
+        labels_only = self.config.upsample == "labels" and not keep_probabilities and not keep_uncertainty
+        raw = labels_only and not self.config.tta_shift  # logits: softmax only where interpolation needs it
+        network = self.backend.logits if raw else self._softmax
+        for i, out in self._batches(slices, cancel, on_event, network):  # one batch of network outputs at a time
+            for j in range(out.shape[0]):  # one slice of K full-resolution maps at a time (118 x 512^2 is large)
+                if labels_only and (plan is None or plan.weight[i + j] == 0):
+                    found = layout.to_source_labels(out[j:j + 1], dtype, logits=raw)[0]
+                    argmax[i + j] = found if plan is None else plan.keep_painted(i + j, found)
+                    continue
+                prob = layout.to_source(torch.softmax(out[j:j + 1], 1) if raw else out[j:j + 1])
                 argmax[i + j] = prob[0].argmax(0).numpy() if plan is None else plan.fuse(i + j, prob[0])
                 if probs is not None:
                     probs.append(prob.numpy().astype(np.float16))

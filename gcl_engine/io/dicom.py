@@ -9,6 +9,7 @@ size, pixel spacing), then order along the slice normal. Raw patient identifiers
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import SimpleITK as sitk
 
 from gcl_engine.errors import InputError
 from gcl_engine.io.itk_messages import native_output_to_log, plain_reason
-from gcl_engine.io.privacy import hash_identifier
+from gcl_engine.io.privacy import hash_identifier, machine_salt
 
 GAP_FACTOR = 1.5  # a gap this many times the median gap means a slice is missing
 SAME_POSITION_MM = 1e-3
@@ -88,7 +89,25 @@ def _float_or_none(text: str) -> float | None:
 
 
 def read_header(path: str) -> DicomHeader | None:
-    """Header of one DICOM image file, or ``None`` when it holds no image (DICOMDIR, report, not DICOM)."""
+    """Header of one DICOM image file, or ``None`` when it holds no image (DICOMDIR, report, not DICOM).
+
+    Remembered per file version (path, size, modification and change times): a scan reads every header at
+    discovery and again when it loads the series; the second time costs a ``stat``.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _read_header(str(path))
+    # the salt too: the patient hash it holds depends on it
+    return _remembered_header(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, machine_salt())
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered_header(path: str, size: int, mtime_ns: int, ctime_ns: int, salt: bytes) -> DicomHeader | None:
+    return _read_header(path)
+
+
+def _read_header(path: str) -> DicomHeader | None:
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))

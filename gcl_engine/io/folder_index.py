@@ -24,7 +24,7 @@ PROGRESS_EVERY = 50
 NOT_IMAGE = "not a medical image"
 NO_DICOM_IMAGE = "DICOM file without image data (DICOMDIR, report or damaged)"
 
-__all__ = ["NOT_IMAGE", "NO_DICOM_IMAGE", "SkippedFile", "VolumeSource", "discover"]
+__all__ = ["NOT_IMAGE", "NO_DICOM_IMAGE", "SkippedFile", "VolumeSource", "discover", "folder_signature"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,29 @@ def discover(
     summary = f"{len(sources)} volume(s) found, {len(skipped)} skipped"
     emit(on_event, Progress("discover", done, done, summary))
     return sorted(sources, key=lambda s: (s.path, s.files)), skipped
+
+
+def folder_signature(folder: str | os.PathLike) -> str:
+    """A digest of what :func:`discover` would read: every file's path, size, mode, change times and link target,
+    walked the same way. Equal signatures: the same discovery result (a changed, added, removed or renamed file,
+    or changed permissions, changes it), so a scan can keep its discovery in its cache."""
+    import hashlib
+
+    root = _check_folder(folder)
+    digest = hashlib.sha1(str(root.resolve()).encode())
+    for dirpath, filenames in _walk(root, []):
+        digest.update(f"d|{dirpath}|{os.path.realpath(dirpath)}".encode())
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+                entry = f"f|{name}|{st.st_size}|{st.st_mode}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+            except OSError:
+                entry = f"f|{name}|missing"
+            if os.path.islink(path):
+                entry += f"|{os.path.realpath(path)}"
+            digest.update(entry.encode())
+    return digest.hexdigest()
 
 
 def _discover_file(path: Path) -> tuple[list[VolumeSource], list[SkippedFile]]:

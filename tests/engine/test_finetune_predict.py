@@ -132,6 +132,7 @@ def test_onnx_export_matches_torch_and_predicts_the_same(data, model, tmp_path):
     by_torch = api.Segmenter.load(model).predict(image)
     onnx_seg = api.Segmenter.load(report.path)
     assert onnx_seg.backend_name == "onnxruntime" and onnx_seg.class_names == list(NAMES)
+    assert onnx_seg.backend.session.get_session_options().intra_op_num_threads == api.default_threads()
     agree = (onnx_seg.predict(image).labels == by_torch.labels).mean()
     assert agree > 0.999
     one_thread = api.Segmenter.load(report.path, api.PredictConfig(device="cpu", threads=1))
