@@ -2,7 +2,8 @@
 
 napari instantiates a widget class with ``napari_viewer``; the three panels of one window share one
 :class:`Project` (looked up per viewer, never a process-wide singleton: two windows can work on two
-projects). The project folder is ``$GCL_STUDIO_PROJECT`` or a per-user default.
+projects). The project folder is ``$GCL_STUDIO_PROJECT`` or a per-user default. Opened from the menus in
+any order, the panels join one tab group on the right (``widgets/docking.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from gcl_app.project import Project, default_project_dir
 from gcl_app.widgets.data_panel import DataPanel
+from gcl_app.widgets.docking import join_tabs_when_docked
 from gcl_app.widgets.export_panel import ExportPanel
 from gcl_app.widgets.finetune_panel import FinetunePanel
 
@@ -38,6 +40,7 @@ class DataPanelWidget(DataPanel):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer, project_for(napari_viewer))
+        join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
 
 
 class FinetunePanelWidget(FinetunePanel):
@@ -45,6 +48,7 @@ class FinetunePanelWidget(FinetunePanel):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer, project_for(napari_viewer))
+        join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
 
 
 class ExportPanelWidget(ExportPanel):
@@ -52,3 +56,4 @@ class ExportPanelWidget(ExportPanel):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer, project_for(napari_viewer))
+        join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen

@@ -15,6 +15,7 @@ from typing import Any
 from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets.common import EtaProgress, StatusLine, start_worker
+from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.loss_plot import LossPlot
 from gcl_app.widgets.pretrain_form import PretrainForm, start_device_probe
 from gcl_app.widgets.run_insights import RunInsights
@@ -71,7 +72,7 @@ class DataPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.start_button, self.cancel_button, self.resume_button):
             buttons.addWidget(button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         layout.addWidget(self.project_label)
         layout.addLayout(row)
         layout.addWidget(self.scan_view, 3)

@@ -17,6 +17,7 @@ from gcl_app.layers import META_KEY, ROLE_KEY, geometry_of, label_names_of, laye
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.common import EtaProgress, EventRelay, LayerChooser, StatusLine, start_worker
+from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.preview import predict_volume
 from magicgui.widgets import ComboBox, Container, FileEdit
@@ -100,7 +101,7 @@ class ExportPanel(QWidget):
         self.progress = EtaProgress(self)
         self.status = StatusLine(self)
         self.fit_warning = FitWarning(self.project, self)  # does the predicted scan fit the pre-training pool?
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         layout.addWidget(Container(widgets=[self.model]).native)
         layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button, self.fit_warning,
                                                  Container(widgets=[self.folder, self.folder_out]).native,

@@ -19,6 +19,7 @@ from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
+from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
 from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.pretrain_form import start_device_probe
@@ -76,7 +77,7 @@ class FinetunePanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
                      self.form.native, actions, self.progress, self.accept_button, self.next_button,
                      self.annotated_label, self.status):
