@@ -6,6 +6,7 @@ The panels are opened the way a user opens them, from napari's menus (``menu_act
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from qtpy.QtWidgets import QApplication, QDockWidget, QTabBar
 
@@ -73,3 +74,121 @@ def _sample_actions(window):
         else:
             found.append(action)
     return found
+
+
+# --- painting and previews ---------------------------------------------------------------------------
+
+def finetune_on_sample(viewer, qtbot):
+    """File > Open Sample, then Plugins > Annotate & fine-tune on the sample CT, attached."""
+    viewer.open_sample("gcl-studio", "ct")
+    panel = open_panel(viewer, qtbot, "finetune")
+    panel.image_chooser.setCurrentText("sample CT")
+    panel.classes.set_names(["background", "liver"])
+    return panel, panel.attach()
+
+
+def stream_preview(panel, slices, value=1):
+    """What a running fine-tune sends: predicted masks of some slices (a square of ``value``)."""
+    from gcl_engine import api
+
+    shape = panel.image.data.shape[1:]
+    masks = []
+    for _ in slices:
+        mask = np.zeros(shape, np.uint8)
+        mask[10:30, 10:30] = value
+        masks.append(mask)
+    panel.previews.begin(panel.image)
+    panel.runner.preview.emit(api.Preview(step=2, slices=list(slices), masks=masks))
+    panel.previews.flush()
+    QApplication.processEvents()
+
+
+def test_the_annotation_layer_does_not_start_in_paint_mode(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    assert annotations.mode == "pan_zoom"  # the click that focuses the canvas paints nothing
+    assert annotations.selected_label == 1
+    assert "press P" in panel.hint.text() and "learned as background" in panel.hint.text()
+    panel.shutdown()
+
+
+def test_the_preview_is_an_outline_hidden_under_painted_slices(make_napari_viewer, qtbot):
+    from gcl_app.widgets import annotation_layers as tied
+    from gcl_app.widgets.slice_strip import ACCEPTED, EMPTY, PAINTED, PREDICTED
+
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    annotations.data[4, 40:50, 40:50] = 1
+    annotations.refresh()
+    stream_preview(panel, [4, 6, 8])
+    preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
+    assert preview.contour > 0 and annotations.contour == 0  # outline over filled paint
+    assert not preview.data[4].any()  # painted: the annotation alone is shown
+    assert preview.data[6].any() and preview.data[8].any()
+    from gcl_app.widgets.slices import show_slice
+
+    show_slice(viewer, annotations, 6)
+    panel.accept_button.click()
+    panel._show_annotated()
+    assert not preview.data[6].any() and annotations.data[6].any()
+    states = panel.strip.states
+    assert (states[4], states[6], states[8], states[0]) == (PAINTED, ACCEPTED, PREDICTED, EMPTY)
+    annotations.data[4] = 0  # the user erases slice 4: the prediction under it comes back
+    panel._show_annotated()
+    assert preview.data[4].any() and panel.strip.states[4] == PREDICTED
+    key = [k for k in (str(k) for k in viewer.keymap) if k.replace("+", "-").lower() == "shift-v"]
+    assert key, "the preview toggle key is bound"
+    panel.toggle_preview()
+    assert not preview.visible
+    panel.toggle_preview()
+    assert preview.visible
+    panel.strip.clicked.emit(8)
+    from gcl_app.widgets.slices import current_slice
+
+    assert current_slice(viewer, annotations) == 8
+    panel.shutdown()
+
+
+def test_painting_on_the_preview_is_refused_with_a_warning(make_napari_viewer, qtbot):
+    from gcl_app.widgets import annotation_layers as tied
+
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    stream_preview(panel, [6])
+    preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
+    before = np.array(preview.data)
+    preview.editable = True  # whatever made it editable (napari does on every data change)
+    preview.paint((12, 50, 60), 1, refresh=True)
+    assert panel.status.is_error and "ignored by fine-tuning" in panel.status.text()
+    # the stroke is gone, the prediction is intact
+    qtbot.waitUntil(lambda: np.array_equal(preview.data, before), timeout=5_000)
+    assert viewer.layers.selection.active.name == annotations.name and not preview.editable
+    panel.shutdown()
+
+
+def test_the_annotated_slices_line_follows_the_chosen_image(make_napari_viewer, qtbot, oblique_nifti):
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    annotations.data[3, 5:9, 5:9] = 1
+    panel._show_annotated()
+    assert "3" in panel.annotated_label.text().split(":")[-1]
+    [other] = viewer.open(str(oblique_nifti), plugin="gcl-studio")
+    panel.image_chooser.setCurrentText(other.name)
+    assert other.name in panel.annotated_label.text() and panel.annotated_label.text().endswith("none yet")
+    panel.image_chooser.setCurrentText("sample CT")
+    assert panel.annotated_label.text().endswith(": 3")
+    panel.shutdown()
+
+
+def test_the_status_says_the_training_process_is_starting(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    annotations.data[3, 5:9, 5:9] = 1
+    started = []
+    monkeypatch.setattr(panel.runner, "start", lambda *args, **kwargs: started.append(args) or tmp_path)
+    with qtbot.waitSignal(panel.autosaver.saved, timeout=30_000):
+        panel.finetune()
+    qtbot.waitUntil(lambda: bool(started), timeout=10_000)
+    assert "starting the training process" in panel.progress.text.text()
+    assert "saving annotations" not in panel.progress.text.text()
+    panel.shutdown()
