@@ -4,22 +4,32 @@ napari instantiates a widget class with ``napari_viewer``; the three panels of o
 :class:`Project` (looked up per viewer, never a process-wide singleton: two windows can work on two
 projects). The project folder is ``$GCL_STUDIO_PROJECT`` or a per-user default. Opened from the menus in
 any order, the panels join one tab group on the right (``widgets/docking.py``).
+
+Each class is defined on first lookup (PEP 562 ``__getattr__``): napari resolves one ``python_name`` on the
+UI thread when the user opens a panel, and opening *Annotate & fine-tune* must not import what only the
+Data panel needs (matplotlib for its loss curve, ~0.3 s idle and seconds on a loaded machine). torch is
+imported by each panel's device probe, in a worker thread.
 """
 
 from __future__ import annotations
 
+import importlib
 import weakref
 from typing import Any
 
 from gcl_app.project import Project, default_project_dir
-from gcl_app.widgets.data_panel import DataPanel
 from gcl_app.widgets.docking import join_tabs_when_docked
-from gcl_app.widgets.export_panel import ExportPanel
-from gcl_app.widgets.finetune_panel import FinetunePanel
 
 from gcl_engine import api
 
 _PROJECTS: weakref.WeakKeyDictionary[Any, Project] = weakref.WeakKeyDictionary()
+# widget class name -> (module of the panel, panel class, what napari's Plugins menu calls it)
+_PANELS = {
+    "DataPanelWidget": ("gcl_app.widgets.data_panel", "DataPanel", "Data & pre-training"),
+    "FinetunePanelWidget": ("gcl_app.widgets.finetune_panel", "FinetunePanel", "Annotate & fine-tune"),
+    "ExportPanelWidget": ("gcl_app.widgets.export_panel", "ExportPanel", "Predict & export"),
+}
+__all__ = ["project_for", *_PANELS]
 
 
 def project_for(viewer: Any) -> Project:
@@ -35,25 +45,25 @@ def project_for(viewer: Any) -> Project:
     return project
 
 
-class DataPanelWidget(DataPanel):
-    """Data & pre-training, as napari's Plugins menu creates it."""
+def _widget_class(name: str) -> type:
+    module, panel_name, title = _PANELS[name]
+    panel = getattr(importlib.import_module(module), panel_name)
 
-    def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(napari_viewer, project_for(napari_viewer))
+    def __init__(self: Any, napari_viewer: Any) -> None:  # noqa: N807 (the class's constructor)
+        panel.__init__(self, napari_viewer, project_for(napari_viewer))
         join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
 
-
-class FinetunePanelWidget(FinetunePanel):
-    """Annotate & fine-tune, as napari's Plugins menu creates it."""
-
-    def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(napari_viewer, project_for(napari_viewer))
-        join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
+    return type(name, (panel,), {"__init__": __init__, "__module__": __name__,
+                                  "__doc__": f"{title}, as napari's Plugins menu creates it."})
 
 
-class ExportPanelWidget(ExportPanel):
-    """Predict & export, as napari's Plugins menu creates it."""
+def __getattr__(name: str) -> Any:
+    if name not in _PANELS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = _widget_class(name)
+    globals()[name] = cls
+    return cls
 
-    def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(napari_viewer, project_for(napari_viewer))
-        join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PANELS))

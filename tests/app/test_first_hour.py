@@ -192,3 +192,25 @@ def test_the_status_says_the_training_process_is_starting(make_napari_viewer, qt
     assert "starting the training process" in panel.progress.text.text()
     assert "saving annotations" not in panel.progress.text.text()
     panel.shutdown()
+
+
+@pytest.mark.parametrize("key", ["finetune", "export"])
+def test_opening_the_first_panel_imports_no_heavy_library_on_the_ui_thread(key, tmp_path):
+    """The first panel froze napari for seconds: torch (and what only other panels need) load off the UI thread."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("first_panel_imports.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(script), f"{PANELS[key]} (GCL Studio)"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["devices_known"] is (True if key == "finetune" else None)
+    on_ui = {name: thread for name, thread in report["first"].items() if thread == "MainThread"}
+    assert not on_ui, f"imported on the UI thread while the panel opened: {on_ui} ({report})"
+    if key == "finetune":
+        assert "torch" in report["first"]  # the device probe did import it: in a worker
