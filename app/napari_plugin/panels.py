@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import importlib
 import weakref
+from pathlib import Path
 from typing import Any
 
+from gcl_app.napari_plugin import reader
+from gcl_app.napari_plugin.reader_preference import claim_scan_patterns
 from gcl_app.project import Project, default_project_dir
 from gcl_app.widgets.docking import join_tabs_when_docked
+from qtpy.QtCore import QObject, Signal
 
 from gcl_engine import api
 
@@ -35,14 +39,28 @@ __all__ = ["project_for", *_PANELS]
 def project_for(viewer: Any) -> Project:
     """The project of this viewer's window (created on first use); napari hands panels a proxy.
 
-    Opening a panel is where the plugin starts GCL Studio's log (napari's own logging is left alone)."""
+    Opening a panel is where the plugin starts GCL Studio's log (napari's own logging is left alone) and
+    becomes napari's reader of the scan suffixes the user has not given to another reader."""
     api.ensure_logging()
+    claim_scan_patterns()
     real = getattr(viewer, "__wrapped__", viewer)
     project = _PROJECTS.get(real)
     if project is None:
         project = Project(default_project_dir())
         _PROJECTS[real] = project
     return project
+
+
+class ReadFailures(QObject):
+    """The reader's failures (any thread napari reads on) as a signal on the panel's UI thread."""
+
+    failed = Signal(str, str)  # path, message
+
+    def __call__(self, path: str, message: str) -> None:
+        try:
+            self.failed.emit(path, message)
+        except RuntimeError:  # the panel is gone
+            pass
 
 
 def _widget_class(name: str) -> type:
@@ -52,8 +70,16 @@ def _widget_class(name: str) -> type:
     def __init__(self: Any, napari_viewer: Any) -> None:  # noqa: N807 (the class's constructor)
         panel.__init__(self, napari_viewer, project_for(napari_viewer))
         join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
+        self.read_failures = ReadFailures(self)
+        self.read_failures.failed.connect(
+            lambda path, message: self.status.error(f"Could not open {Path(path).name}: {message}"))
+        reader.add_failure_listener(self.read_failures)
 
-    return type(name, (panel,), {"__init__": __init__, "__module__": __name__,
+    def shutdown(self: Any) -> None:
+        reader.remove_failure_listener(self.read_failures)
+        panel.shutdown(self)
+
+    return type(name, (panel,), {"__init__": __init__, "shutdown": shutdown, "__module__": __name__,
                                   "__doc__": f"{title}, as napari's Plugins menu creates it."})
 
 

@@ -214,3 +214,28 @@ def test_opening_the_first_panel_imports_no_heavy_library_on_the_ui_thread(key, 
     assert not on_ui, f"imported on the UI thread while the panel opened: {on_ui} ({report})"
     if key == "finetune":
         assert "torch" in report["first"]  # the device probe did import it: in a worker
+
+
+# --- opening scans -----------------------------------------------------------------------------------
+
+def test_file_open_reads_a_scan_without_asking_which_reader(make_napari_viewer, qtbot, oblique_nifti):
+    from gcl_app.layers import GEOMETRY_KEY
+
+    viewer = make_napari_viewer(show=True)
+    panel = open_panel(viewer, qtbot, "finetune")
+    # File > Open names no plugin: napari's preference decides, else it asks "Choose reader"
+    [layer] = viewer.open(str(oblique_nifti), plugin=None)
+    assert GEOMETRY_KEY in layer.metadata  # read by GCL Studio, in patient space
+    panel.shutdown()
+
+
+def test_a_corrupt_scan_is_named_in_the_panel(make_napari_viewer, qtbot, scan_folder):
+    from napari.errors import ReaderPluginError
+
+    viewer = make_napari_viewer(show=True)
+    panel = open_panel(viewer, qtbot, "finetune")
+    with pytest.raises(ReaderPluginError):
+        viewer.open(str(scan_folder / "notes.nii.gz"), plugin=None)
+    qtbot.waitUntil(lambda: "notes.nii.gz" in panel.status.text(), timeout=5_000)
+    assert panel.status.is_error and panel.status.text().startswith("Could not open notes.nii.gz: ")
+    panel.shutdown()
