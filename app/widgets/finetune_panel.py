@@ -57,6 +57,7 @@ class FinetunePanel(QWidget):
         self.image: Any | None = None
         self.accepted: set[int] = set()  # slices of self.image taken from the preview (Accept)
         self._watched_previews: set[int] = set()
+        self._classes_of: dict[str, list[str]] = {}  # volume id -> its class list (a list belongs to a scan)
         self._annotated_throttle: Throttle | None = None
         self.previews.painted = self._painted_set
         self._build()
@@ -115,6 +116,7 @@ class FinetunePanel(QWidget):
         self.image_chooser.currentIndexChanged.connect(self._show_annotated)
         self.strip.clicked.connect(self._go_to_slice)
         connect_dims(self.viewer, self._update_strip_mark)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.form.opacity.changed.connect(self._set_opacity)
         self.autosaver.saved.connect(lambda p: self.status.info(f"annotations saved: {Path(p).name}"))
         self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
@@ -145,8 +147,11 @@ class FinetunePanel(QWidget):
         if image is None or image.ndim != 3:
             self.status.error("Open a 3D scan first (File > Open, or File > Open Sample > GCL Studio).")
             return None
-        if not tied.same_layer(image, self.image):
+        switched = self.image is not None and not tied.same_layer(image, self.image)
+        if switched or self.image is None:
             self.accepted = set()
+        if switched:
+            self._classes_of[tied.volume_id_of(self.image)] = self.classes.names()
         self.image = image
         existing = tied.find_layer(self.viewer, image, tied.ANNOTATIONS)
         restored = None if existing is not None else \
@@ -156,6 +161,9 @@ class FinetunePanel(QWidget):
         elif restored is not None and restored.problem:  # keep every painted class, by number
             present = int(restored.array.max()) if restored.array.size else 0
             self.classes.set_names(["background"] + [f"class {i}" for i in range(1, max(present, 1) + 1)])
+        elif switched:  # each scan keeps its own list; one never annotated starts from the model's classes
+            self.classes.set_names(self._classes_of.get(tied.volume_id_of(image))
+                                   or self.project.get("model_classes") or ["background", "foreground"])
         # the preview layer is made now, below the annotations: adding a layer costs napari ~0.1 s of UI
         # thread (its controls), which must not happen while a job streams previews
         preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names(),
@@ -248,6 +256,26 @@ class FinetunePanel(QWidget):
         chosen = self.image_chooser.layer()
         if chosen is not None and chosen.ndim == 3:
             show_slice(self.viewer, chosen, k)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        """A scan opened beside another lands elsewhere in patient space: fit the view to it, at its middle."""
+        layer = event.value
+        if type(layer).__name__ != "Image" or layer.ndim != 3 or META_KEY not in layer.metadata:
+            return
+        if not any(type(other).__name__ == "Image" and not tied.same_layer(other, layer)
+                   for other in self.viewer.layers):
+            return  # the first layer: napari fits the view itself
+        # after napari's own handlers of the insertion (they reset the slider's range and point)
+        QTimer.singleShot(0, self, lambda: self._fit_to(layer)) if _CONTEXT_TIMERS else \
+            QTimer.singleShot(0, lambda: self._fit_to(layer))
+
+    def _fit_to(self, layer: Any) -> None:
+        if layer not in self.viewer.layers:
+            return
+        self.viewer.reset_view(layers=[layer])
+        show_slice(self.viewer, layer, layer.data.shape[0] // 2)
+        self.image_chooser.refresh()
+        self.image_chooser.setCurrentText(layer.name)
 
     def _painted_on_preview(self, preview: Any) -> None:
         """Paint on the preview is never trained on: say so, put the prediction back, select the annotations."""
@@ -401,4 +429,5 @@ class FinetunePanel(QWidget):
         for key in SHORTCUTS.values():
             self.viewer.bind_key(key, None, overwrite=True)
         self.viewer.dims.events.point.disconnect(self._update_strip_mark)
+        self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
         self.project.remove_listener(self._on_project)

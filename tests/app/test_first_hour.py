@@ -239,3 +239,31 @@ def test_a_corrupt_scan_is_named_in_the_panel(make_napari_viewer, qtbot, scan_fo
     qtbot.waitUntil(lambda: "notes.nii.gz" in panel.status.text(), timeout=5_000)
     assert panel.status.is_error and panel.status.text().startswith("Could not open notes.nii.gz: ")
     panel.shutdown()
+
+
+def test_a_second_scan_is_brought_into_view_with_its_own_classes(make_napari_viewer, qtbot, oblique_nifti):
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    panel.classes.set_names(["background", "liver", "spleen"])
+    [other] = viewer.open(str(oblique_nifti), plugin=None)
+    qtbot.waitUntil(lambda: panel.image_chooser.currentText() == other.name, timeout=5_000)
+    # the camera shows the new scan (its centre in the middle of the canvas), at its middle slice
+    low, high = np.asarray(other.extent.world)
+    centre = (low + high) / 2
+    displayed = list(viewer.dims.displayed)
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], centre[displayed], atol=1.0)
+    shape = np.asarray(other.data.shape, float)
+    middle = other.data_to_world([shape[0] // 2, (shape[1] - 1) / 2, (shape[2] - 1) / 2])
+    step = viewer.dims.range[0].step  # the slider snaps to its grid
+    assert viewer.dims.point[0] == pytest.approx(middle[0], abs=step)  # at the new scan's middle
+    assert panel.image_chooser.currentText() == other.name
+    panel.attach()
+    assert panel.classes.names() == ["background", "foreground"]  # not the first scan's list
+    panel.classes.set_names(["background", "tumour"])
+    panel.image_chooser.setCurrentText("sample CT")
+    panel.attach()
+    assert panel.classes.names() == ["background", "liver", "spleen"]
+    panel.image_chooser.setCurrentText(other.name)
+    panel.attach()
+    assert panel.classes.names() == ["background", "tumour"]
+    panel.shutdown()
