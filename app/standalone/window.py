@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gcl_app.standalone import project_file as pf
 from gcl_app.standalone.about import AboutDialog
 from gcl_app.standalone.assets import docs_path, icon_path
 from gcl_app.standalone.menus import build_menus
@@ -86,9 +87,19 @@ class MainWindow(QMainWindow):
         return not problem
 
     def ask_new_project(self) -> None:
+        """Two questions: which scans, then the project's name and place (never a hidden default folder)."""
         folder = self.prompts.folder("Choose the folder of scans for the new project")
-        if folder:
-            self.new_project(folder)
+        if not folder:
+            return
+        where = self.prompts.new_folder("Name the new project and choose where it is saved",
+                                        str(pf.new_project_dir(Path(folder).name, pf.suggested_projects_root())))
+        if not where:
+            return
+        target = Path(where)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            self.prompts.error("New project", f"{target} already exists and is not empty: choose a new name.")
+            return
+        self.new_project(folder, str(target))
 
     def new_project(self, scan_folder: str, project_dir: str | None = None) -> bool:
         return self._report("New project", self.workspace.new_project(scan_folder, project_dir))
