@@ -21,6 +21,7 @@ from typing import Any
 from gcl_app.napari_plugin import reader
 from gcl_app.napari_plugin.reader_preference import claim_scan_patterns
 from gcl_app.project import Project, default_project_dir
+from gcl_app.widgets.closing import guard_when_docked
 from gcl_app.widgets.docking import join_tabs_when_docked
 from qtpy.QtCore import QObject, Signal
 
@@ -70,6 +71,7 @@ def _widget_class(name: str) -> type:
     def __init__(self: Any, napari_viewer: Any) -> None:  # noqa: N807 (the class's constructor)
         panel.__init__(self, napari_viewer, project_for(napari_viewer))
         join_tabs_when_docked(self)  # one tab group per window, each panel scrolling: fits a laptop screen
+        guard_when_docked(self)  # closing napari during training stops the job properly (widgets/closing.py)
         self.read_failures = ReadFailures(self)
         self.read_failures.failed.connect(
             lambda path, message: self.status.error(f"Could not open {Path(path).name}: {message}"))

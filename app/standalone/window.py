@@ -23,6 +23,7 @@ from gcl_app.standalone.sessions import crashed_sessions
 from gcl_app.standalone.settings import SettingsDialog
 from gcl_app.standalone.start_page import StartPage
 from gcl_app.standalone.workspace import Workspace
+from gcl_app.widgets.closing import close_question, stop_jobs
 from napari.components import ViewerModel
 from napari.qt import QtViewer, get_stylesheet
 from qtpy.QtCore import Qt, QUrl
@@ -185,9 +186,16 @@ class MainWindow(QMainWindow):
         return False
 
     def _may_stop_jobs(self) -> bool:
+        """No job, or the user agreed to stop it: then it is stopped properly (a checkpoint, the model saved and
+        registered) before the project closes; the question says what each job keeps and loses."""
         panels = self.workspace.panels
-        return panels is None or not panels.busy or self.prompts.confirm(
-            "Stop the running job?", "A training job is running. Stop it? Its last checkpoint is kept.")
+        if panels is None or not panels.busy:
+            return True
+        jobs = [panels.data, panels.finetune]
+        if not self.prompts.confirm("Stop the running job?", close_question(jobs)):
+            return False
+        stop_jobs(jobs)
+        return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         if not self._may_stop_jobs():

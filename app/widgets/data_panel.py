@@ -43,6 +43,9 @@ class DataPanel(QWidget):
         self.project = project
         self.scan_result: api.ScanResult | None = None
         self.runner = JobRunner(self)
+        self.closing = False  # the window is closing: a job's end registers what it wrote, nothing more
+        self._progress: api.Progress | None = None  # the running job's last step, for the close prompt
+        self._checkpoint_step: int | None = None  # its last checkpoint written in this session
         self._build()
         self._connect()
         self._on_project("project")
@@ -91,8 +94,9 @@ class DataPanel(QWidget):
         self.resume_button.clicked.connect(self.resume)
         r = self.runner
         r.progress.connect(self.progress.set_progress)
+        r.progress.connect(self._on_progress)
         r.metric.connect(lambda m: self.plot.add(m.step, m.values))
-        r.checkpoint.connect(lambda c: self.status.info(f"checkpoint saved at step {c.step}: {c.path}"))
+        r.checkpoint.connect(self._on_checkpoint)
         r.log.connect(self._on_log)
         r.finished.connect(self._on_finished)
         r.failed.connect(self._on_failed)
@@ -109,17 +113,24 @@ class DataPanel(QWidget):
         if not self.runner.running:
             self._describe_last_run()
 
-    def _describe_last_run(self) -> None:
-        """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
+    def _unfinished_run(self) -> tuple[Path, int, int] | None:
+        """(run, steps done, steps planned) of the project's last run when it stopped early with a checkpoint:
+        the only run Resume is offered for (resuming a finished one started a process just to say so)."""
         run = self.project.last_run()
         if run is None or not api.RunLayout(run).is_resumable():
-            return
+            return None
         try:
             total = api.load_json(api.PretrainConfig, api.RunLayout(run).config).steps
         except (api.GCLError, ValueError, TypeError):
-            return
+            return None
         done = max((int(row.get("step", 0)) for row in api.read_metrics(run)), default=0)
-        if done < total:
+        return (run, done, total) if done < total else None
+
+    def _describe_last_run(self) -> None:
+        """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
+        unfinished = self._unfinished_run()
+        if unfinished is not None:
+            run, done, total = unfinished
             self.status.info(f"The last pre-training run ({run.name}) stopped at step {done} of {total}. "
                              "Resume continues it from its last checkpoint.")
 
@@ -179,15 +190,17 @@ class DataPanel(QWidget):
         self.project.update(last_run=str(run), scan_folder=folder)
 
     def resume(self) -> None:
-        run = self.project.last_run()
-        if run is None or not api.RunLayout(run).config.is_file():
-            self.status.error("No earlier run in this project to resume.")
+        unfinished = self._unfinished_run()
+        if unfinished is None:
+            self.status.error("No stopped run in this project to resume (the last one finished, or none ran).")
             return
+        run = unfinished[0]
         cfg = api.load_json(api.PretrainConfig, api.RunLayout(run).config)
         self.plot.load(api.read_metrics(run))
         self._launch(cfg, run, resume=True)
 
     def _launch(self, cfg: api.PretrainConfig, run: Path, resume: bool) -> None:
+        self._progress, self._checkpoint_step = None, None
         try:
             self.runner.start("pretrain", cfg, run, resume=resume)
         except (OSError, RuntimeError, api.GCLError) as exc:
@@ -196,6 +209,28 @@ class DataPanel(QWidget):
         self.status.info(f"{'Resuming' if resume else 'Pre-training'} in {run}")
         self.progress.busy("starting the training process …")
         self._set_running(True)
+
+    def _on_progress(self, event: api.Progress) -> None:
+        self._progress = event
+
+    def _on_checkpoint(self, event: api.CheckpointSaved) -> None:
+        self._checkpoint_step = int(event.step)
+        self.status.info(f"checkpoint saved at step {event.step}: {event.path}")
+
+    def job_summary(self) -> str:
+        """The close prompt's words for the running pre-training: where it is, what stopping keeps and loses."""
+        done = self._progress.done if self._progress is not None else 0
+        total = self._progress.total if self._progress is not None else 0
+        where = f"at step {done} of {total}" if total else "starting"
+        run = self.project.last_run()
+        if self._checkpoint_step is not None:
+            fallback = f"the steps after its last checkpoint (step {self._checkpoint_step}) are lost"
+        elif run is not None and api.RunLayout(run).has_checkpoint():
+            fallback = "the steps since the checkpoint it was resumed from are lost"
+        else:
+            fallback = f"no checkpoint exists yet, so all {done} steps are lost"
+        return (f"Pre-training is {where}. Stopping asks it to write a checkpoint first, so Resume continues "
+                f"it later. If it has not stopped within {self.runner.grace_s:.0f} s it is killed and {fallback}.")
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -230,8 +265,7 @@ class DataPanel(QWidget):
         self.start_button.setEnabled(not running)
         self.scan_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        run = self.project.last_run()
-        self.resume_button.setEnabled(not running and run is not None and api.RunLayout(run).config.is_file())
+        self.resume_button.setEnabled(not running and self._unfinished_run() is not None)
 
     def shutdown(self) -> None:
         """Stop a running job (the window is closing) and stop listening to the project."""

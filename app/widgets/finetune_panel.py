@@ -52,6 +52,8 @@ class FinetunePanel(QWidget):
         super().__init__(parent)
         self.viewer, self.project = viewer, project
         self.runner = JobRunner(self)
+        self.closing = False  # the window is closing: a job's end registers its model, no preview follows
+        self._progress: api.Progress | None = None
         self.previews = PreviewController(viewer, self)
         self.autosaver = Autosaver(float(project.get("autosave_s", 30)), self)
         self.image: Any | None = None
@@ -122,6 +124,7 @@ class FinetunePanel(QWidget):
         self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
         r = self.runner
         r.progress.connect(self.progress.set_progress)
+        r.progress.connect(self._on_progress)
         r.preview.connect(self.previews.on_preview)
         self.previews.updated.connect(self.preview_updated.emit)
         self.previews.updated.connect(self._show_annotated)
@@ -354,6 +357,7 @@ class FinetunePanel(QWidget):
         self.status.error(f"Could not save the annotations: {message}")
 
     def _start_job(self, labels_path: Path) -> None:
+        self._progress = None
         cfg = self._config(labels_path)
         try:
             self.runner.start("finetune", cfg, self.project.job_dir("finetune"))
@@ -382,6 +386,17 @@ class FinetunePanel(QWidget):
 
     # --- job events -------------------------------------------------------------------------
 
+    def _on_progress(self, event: api.Progress) -> None:
+        self._progress = event
+
+    def job_summary(self) -> str:
+        """The close prompt's words for the running fine-tune."""
+        event = self._progress
+        where = f"at step {event.done} of {event.total}" if event is not None and event.total else "starting"
+        return (f"Fine-tuning is {where}. Stopping saves the model trained so far and keeps it as the project's "
+                f"model (no whole-volume preview is made); your annotations are saved. If it has not stopped "
+                f"within {self.runner.grace_s:.0f} s it is killed and this round's training is lost.")
+
     def _on_finished(self, event: api.Finished) -> None:
         self.cancel_button.setEnabled(False)
         self.finetune_button.setEnabled(True)
@@ -393,6 +408,8 @@ class FinetunePanel(QWidget):
         cfg = self._job_config
         self.project.update(model=str(model), model_classes=list(cfg.class_names or ()),
                             model_config={"preprocess": api.to_dict(cfg.preprocess), "model": api.to_dict(cfg.model)})
+        if self.closing:
+            return
         self.progress.busy("predicting the whole volume …")
         self.previews.predict(str(model), str(self.form.device.value), self.classes.names(), self._on_prediction)
 

@@ -267,3 +267,53 @@ def test_a_second_scan_is_brought_into_view_with_its_own_classes(make_napari_vie
     panel.attach()
     assert panel.classes.names() == ["background", "tumour"]
     panel.shutdown()
+
+
+# --- jobs and closing --------------------------------------------------------------------------------
+
+def tiny_pretraining(panel, folder, steps):
+    from tests.app.synthetic import TINY
+
+    form = panel.form
+    panel.folder.value = str(folder)
+    form.size.value, form.base_channels.value, form.levels.value = TINY["size"], TINY["base_channels"], TINY["levels"]
+    form.steps.value, form.checkpoint_every.value, form.device.value = steps, 1000, "cpu"
+
+
+def test_resume_is_not_offered_for_a_finished_run(make_napari_viewer, qtbot, scan_folder):
+    viewer = make_napari_viewer(show=True)
+    panel = open_panel(viewer, qtbot, "data")
+    tiny_pretraining(panel, scan_folder, steps=2)
+    with qtbot.waitSignal(panel.runner.finished, timeout=120_000) as blocker:
+        panel.start_button.click()
+    assert blocker.args[0].status == "completed"
+    assert not panel.resume_button.isEnabled() and panel.start_button.isEnabled()
+    panel.resume()
+    assert panel.status.is_error and not panel.runner.running  # asked anyway: refused, no process started
+    panel.shutdown()
+
+
+def test_closing_napari_during_pretraining_keeps_a_checkpoint_and_registers_it(make_napari_viewer, qtbot,
+                                                                               scan_folder):
+    from gcl_app.widgets.closing import GUARD_ATTR
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    panel = open_panel(viewer, qtbot, "data")
+    tiny_pretraining(panel, scan_folder, steps=3000)
+    qtbot.waitUntil(lambda: getattr(window, GUARD_ATTR, None) is not None, timeout=5_000)
+    guard = getattr(window, GUARD_ATTR)
+    questions = []
+    guard.ask = lambda title, text: questions.append(text) or False  # first: the user keeps the window
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: panel.progress.text.text().startswith("pretrain") and panel.progress.bar.value() >= 3,
+                    timeout=120_000)
+    window.close()
+    assert questions and panel.runner.running and window.isVisible()  # refused: nothing stopped
+    assert "no checkpoint exists yet" in questions[0] and "at step" in questions[0]
+    guard.ask = lambda title, text: questions.append(text) or True
+    viewer.window.close()  # napari's own close (its teardown, then the Qt window's close event)
+    assert not window.isVisible()
+    run = panel.project.last_run()
+    assert not panel.runner.running
+    assert (run / "last.pt").is_file() and panel.project.get("pretrained") == str(run / "last.pt")

@@ -303,3 +303,25 @@ def test_an_unreadable_scan_is_said_and_not_stored(make_window, qtbot, two_scans
     assert "broken.nii.gz" in messages[-1] and "Could not open" in messages[-1]  # the last word names it
     assert "broken.nii.gz" in window.statusBar().currentMessage()
     assert "broken" not in (root / pf.PROJECT_FILE).read_text()
+
+
+def test_closing_during_pretraining_says_the_truth_and_keeps_a_checkpoint(make_window, qtbot, two_scans):
+    from tests.app.synthetic import TINY
+
+    window = make_window()
+    window.prompts.answer_folder = str(two_scans)
+    wait_ready(qtbot, window, window.start_page.buttons["new"].click)
+    data = window.workspace.panels.data
+    project = window.workspace.project
+    form = data.form
+    form.size.value, form.base_channels.value, form.levels.value = TINY["size"], TINY["base_channels"], TINY["levels"]
+    form.steps.value, form.checkpoint_every.value, form.device.value = 3000, 1000, "cpu"
+    data.start_button.click()
+    qtbot.waitUntil(lambda: data.progress.text.text().startswith("pretrain") and data.progress.bar.value() >= 2,
+                    timeout=120_000)
+    window.close()
+    [question] = window.prompts.questions
+    assert "Its last checkpoint is kept" not in question and "no checkpoint exists yet" in question
+    assert not window.isVisible()
+    run = project.last_run()
+    assert (run / "last.pt").is_file() and project.get("pretrained") == str(run / "last.pt")  # cancelled properly
