@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from gcl_app.widgets.common import Throttle, start_worker
+from gcl_app.widgets.meta_words import LOSS_EXPLANATION, metric_name
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import Qt, Signal
@@ -57,7 +58,8 @@ def render(figure: Figure, series: Series, width_px: int, height_px: int) -> np.
     for key in sorted(series):
         steps, ys = series[key]
         target, style = (ax_conflict, "--") if is_conflict_key(key) else (ax, "-")
-        lines += target.plot(steps, ys, linestyle=style, linewidth=1.8 if key == "loss" else 1.0, label=key)
+        lines += target.plot(steps, ys, linestyle=style, linewidth=1.8 if key == "loss" else 1.0,
+                             label=metric_name(key))
     legend_rows = (len(lines) + 2) // 3
     height = max(height_px, 150)
     bottom = (34 + 11 * legend_rows) / height  # tick labels and "step" (~34 px), then ~11 px per legend row
@@ -86,6 +88,9 @@ class LossPlot(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.image)
+        self.explanation = QLabel(LOSS_EXPLANATION, self)
+        self.explanation.setWordWrap(True)
+        layout.addWidget(self.explanation)
         self.series: Series = {}
         self._rendering = False
         self._again = False
