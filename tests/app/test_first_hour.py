@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtpy.QtWidgets import QApplication, QDockWidget, QTabBar
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication, QDockWidget, QLabel, QTabBar
 
 from tests.app.qt_helpers import menu_action
 
@@ -317,3 +318,83 @@ def test_closing_napari_during_pretraining_keeps_a_checkpoint_and_registers_it(m
     run = panel.project.last_run()
     assert not panel.runner.running
     assert (run / "last.pt").is_file() and panel.project.get("pretrained") == str(run / "last.pt")
+
+
+# --- predict & export, words a clinician reads ---------------------------------------------------------
+
+def test_a_prediction_wears_the_class_colours_and_the_export_form_is_ready(make_napari_viewer, qtbot, tiny_model):
+    from gcl_app.widgets import annotation_layers as tied
+
+    viewer = make_napari_viewer(show=True)
+    panel, annotations = finetune_on_sample(viewer, qtbot)
+    panel.classes.set_colour(1, (0, 0, 255))
+    stream_preview(panel, [6])
+    export = open_panel(viewer, qtbot, "export")
+    assert export.mask_path.value and str(export.mask_path.value).endswith(".nii.gz")  # filled from the start
+    labels = {w.text() for w in export.findChildren(QLabel)}
+    assert {"Image", "Labels layer"} <= labels
+    export.model.value = str(tiny_model)
+    export.image_chooser.setCurrentText("sample CT")
+    export.predict_button.click()
+    qtbot.waitUntil(lambda: "sample CT prediction" in viewer.layers, timeout=60_000)
+    qtbot.waitUntil(lambda: "prediction" in export.status.text(), timeout=10_000)
+    prediction = viewer.layers["sample CT prediction"]
+    np.testing.assert_allclose(prediction.colormap.map(np.array([1]))[0], [0, 0, 1, 1])  # liver as painted
+    assert not tied.find_layer(viewer, panel.image, tied.PREVIEW).visible  # not drawn over the preview
+    assert str(export.mask_path.value).endswith("sample_CT_prediction.nii.gz")
+    export.shutdown()
+    panel.shutdown()
+
+
+def test_the_scan_table_reads_as_words_with_numbers_in_order(make_napari_viewer, qtbot):
+    from gcl_app.widgets.loss_plot import LossPlot
+    from gcl_app.widgets.meta_words import metric_name
+    from gcl_app.widgets.scan_view import SHAPE_COLUMN, VISIBLE_ROWS
+
+    from gcl_engine import api
+
+    viewer = make_napari_viewer(show=True)
+    panel = open_panel(viewer, qtbot, "data")
+    panel.folder.value = str(api.sample_paths()["scans"])  # five scans: CT, MR, DICOM series, a cardiac cine
+    panel.scan_button.click()
+    qtbot.waitUntil(lambda: panel.scan_result is not None and panel.scan_view.filled, timeout=60_000)
+    view = panel.scan_view
+    table = view.volumes
+    assert table.minimumHeight() >= VISIBLE_ROWS * table.verticalHeader().defaultSectionSize()
+    metrics = table.fontMetrics()
+    for row in range(table.rowCount()):
+        shape = table.item(row, SHAPE_COLUMN).text()
+        assert table.columnWidth(SHAPE_COLUMN) >= metrics.horizontalAdvance(shape), shape  # never cut
+    meta = view.meta
+    rows = {meta.item(r, 0).data(Qt.ItemDataRole.UserRole): r for r in range(meta.rowCount())}
+    position = rows["position"]
+    assert meta.item(position, 1).text() == "Body height" and meta.item(position, 2).text() == "20 height bands"
+    counts = meta.item(position, 4).toolTip().split(", ")
+    keys = [int(c.split(":")[0]) for c in counts if ":" in c]
+    assert keys == sorted(keys) and keys[:3] == [0, 1, 2]  # 0, 1, 2 … 10, never 0, 1, 10, 11
+    assert meta.isRowHidden(rows["series"]) and "Scan series groups the slices exactly as Patient" in \
+        view.duplicate_note.text()  # one scan per patient here: series repeats the patient row
+    assert not meta.isRowHidden(rows["subject"])
+    assert metric_name("img/conflict_rate") == "conflicts (whole slice)"
+    assert metric_name("pix/loss/phase") == "Time phase (per pixel)" and metric_name("loss") == "total loss"
+    plot = panel.plot
+    assert isinstance(plot, LossPlot) and "lower is better" in plot.explanation.text()
+    panel.shutdown()
+
+
+def test_the_annotate_defaults_are_the_engines_interactive_recipe(make_napari_viewer, qtbot, tmp_path):
+    from gcl_engine import api
+
+    viewer = make_napari_viewer(show=True)
+    panel = open_panel(viewer, qtbot, "finetune")
+    form = panel.form
+    assert form.steps.value == api.RECIPE.steps_first
+    first = form.config("img", "lab", "out", ("background", "liver"), None, None, 0)
+    assert first.steps == api.RECIPE.steps_first
+    assert (first.preprocess, first.model) == (api.RECIPE.preprocess, api.RECIPE.model)  # no encoder: the recipe's
+    continued = form.config("img", "lab", "out", ("background", "liver"), str(tmp_path / "m.pt"),
+                            {"preprocess": api.to_dict(first.preprocess), "model": api.to_dict(first.model)}, 0)
+    assert continued.steps == api.RECIPE.steps_continue and form.steps.value == api.RECIPE.steps_continue
+    form.steps.value = 37  # the user's own number wins, first or continued
+    assert form.config("img", "lab", "out", ("background", "liver"), None, None, 0).steps == 37
+    panel.shutdown()
