@@ -41,6 +41,9 @@ HOW_TO_PAINT = (
     "Every slice you paint counts as complete: what you leave unpainted on it is learned as background, so "
     "outline each structure fully on the slices you choose. The preview is drawn as an outline "
     f"({SHORTCUTS['toggle_preview']} shows or hides it).")
+SHORT_HINT = ("How to paint: select the annotations layer, press P for the brush (Z to move around), the class "
+              "number is the label. A painted slice counts as complete: what you leave unpainted on it is "
+              f"learned as background. The preview is an outline ({SHORTCUTS['toggle_preview']} hides it).")
 
 
 class FinetunePanel(QWidget):
@@ -87,8 +90,10 @@ class FinetunePanel(QWidget):
         self.annotated_label = QLabel("", self)
         self.annotated_label.setWordWrap(True)
         self.strip = SliceStrip(self)
-        self.hint = QLabel(HOW_TO_PAINT, self)
+        self.hint = QLabel(SHORT_HINT, self)  # the actions first, in view on a laptop; the settings below
+        self.hint.setToolTip(HOW_TO_PAINT)
         self.hint.setWordWrap(True)
+        self.classes.table.setMaximumHeight(130)
         self.status = StatusLine(self)
         self.fit_warning = FitWarning(self.project, self)  # does this scan fit the pre-training pool?
         row = QHBoxLayout()
@@ -99,8 +104,8 @@ class FinetunePanel(QWidget):
         actions.addWidget(self.cancel_button)
         layout = QVBoxLayout(scroll_body(self))
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
-                     self.hint, self.form.native, actions, self.progress, self.accept_button, self.next_button,
-                     self.annotated_label, self.strip, self.status):
+                     actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
+                     self.strip, self.status, self.hint, self.form.native):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
             else:

@@ -110,6 +110,7 @@ def test_the_annotation_layer_does_not_start_in_paint_mode(make_napari_viewer, q
     assert annotations.mode == "pan_zoom"  # the click that focuses the canvas paints nothing
     assert annotations.selected_label == 1
     assert "press P" in panel.hint.text() and "learned as background" in panel.hint.text()
+    assert "counts as complete" in panel.hint.toolTip()
     panel.shutdown()
 
 
