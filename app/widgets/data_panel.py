@@ -17,6 +17,7 @@ from gcl_app.services import JobRunner
 from gcl_app.widgets.common import EtaProgress, StatusLine, start_worker
 from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.loss_plot import LossPlot
+from gcl_app.widgets.meta_words import LOSS_EXPLANATION
 from gcl_app.widgets.pretrain_form import PretrainForm, start_device_probe
 from gcl_app.widgets.run_insights import RunInsights
 from gcl_app.widgets.scan_view import ScanView
@@ -67,6 +68,8 @@ class DataPanel(QWidget):
         self.resume_button.setToolTip("Continue the last run of this project from its last checkpoint")
         self.progress = EtaProgress(self)
         self.plot = LossPlot(self)
+        self.plot_note = QLabel(LOSS_EXPLANATION, self)  # what the curves mean, under them
+        self.plot_note.setWordWrap(True)
         self.status = StatusLine(self)
         self.insights = RunInsights(self.viewer, self.project, self.runner, self)  # map, conflicts, report
         row = QHBoxLayout()
@@ -83,6 +86,7 @@ class DataPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.plot, 3)
+        layout.addWidget(self.plot_note)
         layout.addWidget(self.insights, 4)
         layout.addWidget(self.status)
         self._set_running(False)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from gcl_app.widgets.common import Throttle, start_worker
-from gcl_app.widgets.meta_words import LOSS_EXPLANATION, metric_name
+from gcl_app.widgets.meta_words import metric_name
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import Qt, Signal
@@ -88,9 +88,6 @@ class LossPlot(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.image)
-        self.explanation = QLabel(LOSS_EXPLANATION, self)
-        self.explanation.setWordWrap(True)
-        layout.addWidget(self.explanation)
         self.series: Series = {}
         self._rendering = False
         self._again = False

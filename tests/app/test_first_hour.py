@@ -379,7 +379,7 @@ def test_the_scan_table_reads_as_words_with_numbers_in_order(make_napari_viewer,
     assert metric_name("img/conflict_rate") == "conflicts (whole slice)"
     assert metric_name("pix/loss/phase") == "Time phase (per pixel)" and metric_name("loss") == "total loss"
     plot = panel.plot
-    assert isinstance(plot, LossPlot) and "lower is better" in plot.explanation.text()
+    assert isinstance(plot, LossPlot) and "lower is better" in panel.plot_note.text()
     panel.shutdown()
 
 
