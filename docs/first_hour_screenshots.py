@@ -78,6 +78,7 @@ def plugin(work: Path) -> None:
     menu(window, "Plugins", "GCL Studio", "Data & pre-training (GCL Studio)")
     wait_until(lambda: "Data & pre-training (GCL Studio)" in viewer.window.dock_widgets, 30, "the Data panel")
     data = viewer.window.dock_widgets["Data & pre-training (GCL Studio)"]
+    wait_until(lambda: bool(data.folder_path()), 30, "the sample folder filled in")
     data.scan_button.click()
     wait_until(lambda: data.scan_result is not None and data.scan_view.filled, 120, "the scan")
     shot(window, "1_plugin_scan")

@@ -7,8 +7,8 @@ any order, the panels join one tab group on the right (``widgets/docking.py``).
 
 Each class is defined on first lookup (PEP 562 ``__getattr__``): napari resolves one ``python_name`` on the
 UI thread when the user opens a panel, and opening *Annotate & fine-tune* must not import what only the
-Data panel needs (matplotlib for its loss curve, ~0.3 s idle and seconds on a loaded machine). torch is
-imported by each panel's device probe, in a worker thread.
+other panels need. torch is imported by each panel's device probe, matplotlib by the loss plot's first
+render, both in worker threads.
 """
 
 from __future__ import annotations

@@ -112,7 +112,10 @@ class DataPanel(QWidget):
             return
         self.project_label.setText(f"Project: {self.project.root}")
         if not self.folder_path():
-            self.folder.value = self.project.get("scan_folder") or _sample_scans()
+            if self.project.get("scan_folder"):
+                self.folder.value = self.project.get("scan_folder")
+            else:  # the engine's sample module loads SimpleITK: found in a worker, not on the UI thread
+                start_worker(_sample_scans, _connect={"returned": self._offer_folder})
         self._set_running(self.runner.running)
         if not self.runner.running:
             self._describe_last_run()
@@ -129,6 +132,10 @@ class DataPanel(QWidget):
             return None
         done = max((int(row.get("step", 0)) for row in api.read_metrics(run)), default=0)
         return (run, done, total) if done < total else None
+
+    def _offer_folder(self, folder: str) -> None:
+        if folder and not self.folder_path():  # the user may have chosen one meanwhile
+            self.folder.value = folder
 
     def _describe_last_run(self) -> None:
         """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
