@@ -19,6 +19,20 @@ from gcl_app.project import read_label_names
 
 from gcl_engine import api
 
+# Who hears that a scan could not be read (the panels, which say so in their status line): napari itself shows
+# only a truncated toast. Plain callables (path, message), so reading never imports Qt; a panel relays them to
+# its UI thread. Registered with add_failure_listener, removed when the panel closes.
+_FAILURE_LISTENERS: list[Callable[[str, str], None]] = []
+
+
+def add_failure_listener(listener: Callable[[str, str], None]) -> None:
+    _FAILURE_LISTENERS.append(listener)
+
+
+def remove_failure_listener(listener: Callable[[str, str], None]) -> None:
+    if listener in _FAILURE_LISTENERS:
+        _FAILURE_LISTENERS.remove(listener)
+
 
 def is_readable(path: str | os.PathLike) -> bool:
     return api.is_scan_path(path)
@@ -34,7 +48,15 @@ def get_reader(path: str | Sequence[str]) -> Callable[[str | Sequence[str]], lis
 
 def read_scans(path: str | Sequence[str]) -> list[LayerDataTuple]:
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
-    return [read_scan(p) for p in paths]
+    layers = []
+    for p in paths:
+        try:
+            layers.append(read_scan(p))
+        except Exception as exc:  # napari reports it too (a toast); the panels say which file and why
+            for listener in list(_FAILURE_LISTENERS):
+                listener(os.fspath(p), str(exc) or type(exc).__name__)
+            raise
+    return layers
 
 
 def read_scan(path: str | os.PathLike) -> LayerDataTuple:

@@ -9,6 +9,9 @@ from gcl_engine import api
 
 
 def sample_ct() -> list[LayerDataTuple]:
+    from gcl_app.napari_plugin.reader_preference import claim_scan_patterns
+
+    claim_scan_patterns()  # the user's next File > Open of a scan reads it in patient space, without asking
     paths = api.sample_paths()
     image = api.load_volume(paths["ct"])
     labels = api.load_volume(paths["ct_labels"])

@@ -16,20 +16,10 @@ from gcl_app.widgets.data_panel import DataPanel
 from gcl_app.widgets.export_panel import ExportPanel
 from gcl_app.widgets.finetune_panel import FinetunePanel
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QWidget
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 # "&&": a dock's title becomes its tab's text, where a single "&" marks a keyboard mnemonic
 TITLES = {"data": "Data && pre-training", "finetune": "Annotate && fine-tune", "export": "Predict && export"}
-PANEL_MIN_WIDTH = 380
-
-
-def _scrolled(panel: QWidget) -> QScrollArea:
-    """Panels are taller than a laptop screen once a dock shares the side: let them scroll."""
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setWidget(panel)
-    area.setMinimumWidth(PANEL_MIN_WIDTH)
-    return area
 
 
 class PanelSet:
@@ -44,7 +34,7 @@ class PanelSet:
         for key, panel in self.panels().items():
             dock = QDockWidget(TITLES[key], window)
             dock.setObjectName(f"gcl-{key}")
-            dock.setWidget(_scrolled(panel))
+            dock.setWidget(panel)  # each panel scrolls inside (widgets/docking.py)
             window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.docks[key] = dock
         window.tabifyDockWidget(self.docks["data"], self.docks["finetune"])

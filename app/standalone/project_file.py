@@ -96,6 +96,13 @@ def projects_root() -> Path:
     return user_data_path("gcl-studio", appauthor=False) / "projects"
 
 
+def suggested_projects_root() -> Path:
+    """Where *New project* proposes to put a project: a folder the user can find again (the override, else
+    "GCL Studio projects" in their home folder), never the hidden data folder."""
+    override = os.environ.get(PROJECTS_ENV)
+    return Path(override) if override else Path.home() / "GCL Studio projects"
+
+
 def new_project_dir(name: str, root: Path | None = None) -> Path:
     """A folder that does not exist yet under ``root``, named after ``name`` (``-2``, ``-3``... if taken)."""
     base = (root or projects_root()) / safe_name(name)

@@ -23,6 +23,11 @@ class Prompts:
         paths, _filter = QFileDialog.getOpenFileNames(self.parent, title, start, SCAN_FILTER)
         return list(paths)
 
+    def new_folder(self, title: str, default: str) -> str | None:
+        """A folder to create: the user types its name where they want it (it need not exist yet)."""
+        path, _filter = QFileDialog.getSaveFileName(self.parent, title, default, "GCL Studio project (folder)")
+        return path or None
+
     def save_file(self, title: str, default: str) -> str | None:
         path, _filter = QFileDialog.getSaveFileName(self.parent, title, default, MASK_FILTER)
         return path or None

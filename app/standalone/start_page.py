@@ -26,7 +26,8 @@ from qtpy.QtWidgets import (
 RECENT_HEIGHT = 240
 ACTIONS = (
     ("new", "New project from a scan folder…",
-     "Choose a folder of CT or MR scans (NIfTI, NRRD, MHA, DICOM); GCL Studio lists them and opens the first."),
+     "Choose a folder of CT or MR scans (NIfTI, NRRD, MHA, DICOM), then name the project and where it is "
+     "saved; GCL Studio lists the scans and opens one to annotate."),
     ("open", "Open project…", "Reopen a project folder: its scans, annotations, runs and models come back."),
     ("sample", "Open the sample project",
      "A small abdominal CT with reference labels, bundled with the app: try the whole loop in minutes."),

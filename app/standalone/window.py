@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gcl_app.standalone import project_file as pf
 from gcl_app.standalone.about import AboutDialog
 from gcl_app.standalone.assets import docs_path, icon_path
 from gcl_app.standalone.menus import build_menus
@@ -22,6 +23,7 @@ from gcl_app.standalone.sessions import crashed_sessions
 from gcl_app.standalone.settings import SettingsDialog
 from gcl_app.standalone.start_page import StartPage
 from gcl_app.standalone.workspace import Workspace
+from gcl_app.widgets.closing import close_question, stop_jobs
 from napari.components import ViewerModel
 from napari.qt import QtViewer, get_stylesheet
 from qtpy.QtCore import Qt, QUrl
@@ -86,9 +88,19 @@ class MainWindow(QMainWindow):
         return not problem
 
     def ask_new_project(self) -> None:
+        """Two questions: which scans, then the project's name and place (never a hidden default folder)."""
         folder = self.prompts.folder("Choose the folder of scans for the new project")
-        if folder:
-            self.new_project(folder)
+        if not folder:
+            return
+        where = self.prompts.new_folder("Name the new project and choose where it is saved",
+                                        str(pf.new_project_dir(Path(folder).name, pf.suggested_projects_root())))
+        if not where:
+            return
+        target = Path(where)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            self.prompts.error("New project", f"{target} already exists and is not empty: choose a new name.")
+            return
+        self.new_project(folder, str(target))
 
     def new_project(self, scan_folder: str, project_dir: str | None = None) -> bool:
         return self._report("New project", self.workspace.new_project(scan_folder, project_dir))
@@ -174,9 +186,16 @@ class MainWindow(QMainWindow):
         return False
 
     def _may_stop_jobs(self) -> bool:
+        """No job, or the user agreed to stop it: then it is stopped properly (a checkpoint, the model saved and
+        registered) before the project closes; the question says what each job keeps and loses."""
         panels = self.workspace.panels
-        return panels is None or not panels.busy or self.prompts.confirm(
-            "Stop the running job?", "A training job is running. Stop it? Its last checkpoint is kept.")
+        if panels is None or not panels.busy:
+            return True
+        jobs = [panels.data, panels.finetune]
+        if not self.prompts.confirm("Stop the running job?", close_question(jobs)):
+            return False
+        stop_jobs(jobs)
+        return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         if not self._may_stop_jobs():

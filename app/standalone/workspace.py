@@ -28,9 +28,14 @@ SAMPLE_CLASSES = ["background", "liver"]
 
 
 def first_volume(folder: str) -> str | None:
-    """The first usable volume of a scan folder (worker thread: reads headers)."""
+    """The volume a new project opens first (worker thread: reads headers): a still 3D volume, the one with
+    the most slices; a time series (a cardiac cine's slider steps through phases of one slice) only if there
+    is nothing else."""
     volumes = api.scan_folder(folder).volumes
-    return volumes[0].source if volumes else None
+    if not volumes:
+        return None
+    still = [v for v in volumes if v.n_time_points <= 1 and not v.slice_phase]
+    return max(still or volumes, key=lambda v: (v.n_slices or (v.shape[0] if v.shape else 0))).source
 
 
 def role_of(layer: Any) -> str:
@@ -63,6 +68,8 @@ class Workspace(QObject):
         self._pending: set[str] = set()  # scans of the load in progress, kept in project.json meanwhile
         self._batch: list[Any] = []  # layers of the load in progress
         self._activate_new = False  # scans the user just opened become the image being annotated
+        self._added: set[str] = set()  # scans the user just gave to Open: not kept in project.json if unreadable
+        self._batch_failures: list[str] = []  # what the load in progress could not open, said again at its end
         self.loader.done.connect(self._after_load)
 
     # --- opening and closing -------------------------------------------------------------------
@@ -146,14 +153,16 @@ class Workspace(QObject):
         for path in paths:
             self.state.add_scan(path)
         self._activate_new = True
-        self._load([entry for entry in self.state.scans if entry.path not in known])
+        new = [entry for entry in self.state.scans if entry.path not in known]
+        self._added = {entry.path for entry in new}
+        self._load(new)
 
     def _load(self, entries: list[pf.ScanEntry]) -> None:
         if not entries:
             self._after_load()
             return
         self.message.emit(f"Opening {len(entries)} scan(s) …")
-        self._batch, self._pending = [], {e.path for e in entries}
+        self._batch, self._pending, self._batch_failures = [], {e.path for e in entries}, []
         self.loader.load([(e.path, pf.resolve_path(e.path), e.visible) for e in entries])
 
     def _on_loaded(self, key: str, layer: Any) -> None:
@@ -162,8 +171,13 @@ class Workspace(QObject):
 
     def _on_load_failed(self, key: str, reason: str) -> None:
         self._pending.discard(key)
-        self._failed.add(key)
-        self.message.emit(f"Could not open {pf.resolve_path(key)}: {reason}")
+        text = f"Could not open {pf.resolve_path(key)}: {reason}"
+        self._batch_failures.append(text)
+        if key in self._added:  # the user just chose it: never stored, never retried on every reopen
+            self.state.scans = [entry for entry in self.state.scans if entry.path != key]
+        else:  # listed by the project (a drive not mounted now, say): kept, not the user's removal
+            self._failed.add(key)
+        self.message.emit(text)
 
     def images(self) -> list[Any]:
         return [layer for layer in self.viewer.layers if role_of(layer) == "image"]
@@ -184,8 +198,13 @@ class Workspace(QObject):
                 self.panels.finetune.image_chooser.setCurrentText(image.name)
                 self.panels.finetune.attach()
         self.state.active = active
+        self._added = set()
         self.save_state()
-        self.message.emit(f"Project {self.project.root.name}: {len(images)} image(s) open.")
+        if new_images:  # the canvas was sized before the docks took their share: fit what was opened
+            self.viewer.reset_view()
+        failures = " ".join(self._batch_failures)  # said last, so the summary never hides them
+        self.message.emit(f"Project {self.project.root.name}: {len(images)} image(s) open."
+                          + (f" {failures}" if failures else ""))
         self.ready.emit(str(self.project.root))
 
     # --- saving and export -----------------------------------------------------------------

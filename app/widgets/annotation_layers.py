@@ -16,6 +16,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 ANNOTATIONS = "annotations"
 PREVIEW = "preview"
+PREVIEW_CONTOUR = 2  # pixels of outline a preview is drawn with
 
 
 def same_layer(a: Any, b: Any) -> bool:
@@ -57,6 +58,7 @@ def ensure_layer(viewer: Any, image: Any, role: str, names: list[str], data: np.
                               metadata=tied_metadata(image, role, names), opacity=opacity)
     if role == PREVIEW:
         layer.editable = False
+        layer.contour = PREVIEW_CONTOUR  # an outline: never mistaken for the filled annotations under it
     return layer
 
 

@@ -27,6 +27,15 @@ def default_colour(index: int) -> tuple[int, int, int]:
     return (colour.red(), colour.green(), colour.blue())
 
 
+def palette_color_dict(n_classes: int) -> dict[int | None, np.ndarray]:
+    """The default class colours as napari's ``DirectLabelColormap`` mapping (what a fresh class list shows),
+    for a labels layer whose classes have no list of their own (a prediction of an image never annotated)."""
+    colours: dict[int | None, np.ndarray] = {None: np.array([0.6, 0.6, 0.6, 1.0]), 0: np.zeros(4)}
+    for index in range(1, n_classes):
+        colours[index] = np.array([*(c / 255 for c in default_colour(index)), 1.0])
+    return colours
+
+
 class ClassList(QWidget):
     """A two-column table (name, colour) for classes 1..n plus add/remove buttons."""
 

@@ -15,7 +15,9 @@ from typing import Any
 from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets.common import EtaProgress, StatusLine, start_worker
+from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.loss_plot import LossPlot
+from gcl_app.widgets.meta_words import LOSS_EXPLANATION
 from gcl_app.widgets.pretrain_form import PretrainForm, start_device_probe
 from gcl_app.widgets.run_insights import RunInsights
 from gcl_app.widgets.scan_view import ScanView
@@ -42,6 +44,9 @@ class DataPanel(QWidget):
         self.project = project
         self.scan_result: api.ScanResult | None = None
         self.runner = JobRunner(self)
+        self.closing = False  # the window is closing: a job's end registers what it wrote, nothing more
+        self._progress: api.Progress | None = None  # the running job's last step, for the close prompt
+        self._checkpoint_step: int | None = None  # its last checkpoint written in this session
         self._build()
         self._connect()
         self._on_project("project")
@@ -63,6 +68,8 @@ class DataPanel(QWidget):
         self.resume_button.setToolTip("Continue the last run of this project from its last checkpoint")
         self.progress = EtaProgress(self)
         self.plot = LossPlot(self)
+        self.plot_note = QLabel(LOSS_EXPLANATION, self)  # what the curves mean, under them
+        self.plot_note.setWordWrap(True)
         self.status = StatusLine(self)
         self.insights = RunInsights(self.viewer, self.project, self.runner, self)  # map, conflicts, report
         row = QHBoxLayout()
@@ -71,7 +78,7 @@ class DataPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.start_button, self.cancel_button, self.resume_button):
             buttons.addWidget(button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         layout.addWidget(self.project_label)
         layout.addLayout(row)
         layout.addWidget(self.scan_view, 3)
@@ -79,6 +86,7 @@ class DataPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.plot, 3)
+        layout.addWidget(self.plot_note)
         layout.addWidget(self.insights, 4)
         layout.addWidget(self.status)
         self._set_running(False)
@@ -90,8 +98,9 @@ class DataPanel(QWidget):
         self.resume_button.clicked.connect(self.resume)
         r = self.runner
         r.progress.connect(self.progress.set_progress)
+        r.progress.connect(self._on_progress)
         r.metric.connect(lambda m: self.plot.add(m.step, m.values))
-        r.checkpoint.connect(lambda c: self.status.info(f"checkpoint saved at step {c.step}: {c.path}"))
+        r.checkpoint.connect(self._on_checkpoint)
         r.log.connect(self._on_log)
         r.finished.connect(self._on_finished)
         r.failed.connect(self._on_failed)
@@ -103,22 +112,36 @@ class DataPanel(QWidget):
             return
         self.project_label.setText(f"Project: {self.project.root}")
         if not self.folder_path():
-            self.folder.value = self.project.get("scan_folder") or _sample_scans()
+            if self.project.get("scan_folder"):
+                self.folder.value = self.project.get("scan_folder")
+            else:  # the engine's sample module loads SimpleITK: found in a worker, not on the UI thread
+                start_worker(_sample_scans, _connect={"returned": self._offer_folder})
         self._set_running(self.runner.running)
         if not self.runner.running:
             self._describe_last_run()
 
-    def _describe_last_run(self) -> None:
-        """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
+    def _unfinished_run(self) -> tuple[Path, int, int] | None:
+        """(run, steps done, steps planned) of the project's last run when it stopped early with a checkpoint:
+        the only run Resume is offered for (resuming a finished one started a process just to say so)."""
         run = self.project.last_run()
         if run is None or not api.RunLayout(run).is_resumable():
-            return
+            return None
         try:
             total = api.load_json(api.PretrainConfig, api.RunLayout(run).config).steps
         except (api.GCLError, ValueError, TypeError):
-            return
+            return None
         done = max((int(row.get("step", 0)) for row in api.read_metrics(run)), default=0)
-        if done < total:
+        return (run, done, total) if done < total else None
+
+    def _offer_folder(self, folder: str) -> None:
+        if folder and not self.folder_path():  # the user may have chosen one meanwhile
+            self.folder.value = folder
+
+    def _describe_last_run(self) -> None:
+        """A project reopened (after a crash, say) whose last run stopped early: say that Resume continues it."""
+        unfinished = self._unfinished_run()
+        if unfinished is not None:
+            run, done, total = unfinished
             self.status.info(f"The last pre-training run ({run.name}) stopped at step {done} of {total}. "
                              "Resume continues it from its last checkpoint.")
 
@@ -178,15 +201,17 @@ class DataPanel(QWidget):
         self.project.update(last_run=str(run), scan_folder=folder)
 
     def resume(self) -> None:
-        run = self.project.last_run()
-        if run is None or not api.RunLayout(run).config.is_file():
-            self.status.error("No earlier run in this project to resume.")
+        unfinished = self._unfinished_run()
+        if unfinished is None:
+            self.status.error("No stopped run in this project to resume (the last one finished, or none ran).")
             return
+        run = unfinished[0]
         cfg = api.load_json(api.PretrainConfig, api.RunLayout(run).config)
         self.plot.load(api.read_metrics(run))
         self._launch(cfg, run, resume=True)
 
     def _launch(self, cfg: api.PretrainConfig, run: Path, resume: bool) -> None:
+        self._progress, self._checkpoint_step = None, None
         try:
             self.runner.start("pretrain", cfg, run, resume=resume)
         except (OSError, RuntimeError, api.GCLError) as exc:
@@ -195,6 +220,28 @@ class DataPanel(QWidget):
         self.status.info(f"{'Resuming' if resume else 'Pre-training'} in {run}")
         self.progress.busy("starting the training process …")
         self._set_running(True)
+
+    def _on_progress(self, event: api.Progress) -> None:
+        self._progress = event
+
+    def _on_checkpoint(self, event: api.CheckpointSaved) -> None:
+        self._checkpoint_step = int(event.step)
+        self.status.info(f"checkpoint saved at step {event.step}: {event.path}")
+
+    def job_summary(self) -> str:
+        """The close prompt's words for the running pre-training: where it is, what stopping keeps and loses."""
+        done = self._progress.done if self._progress is not None else 0
+        total = self._progress.total if self._progress is not None else 0
+        where = f"at step {done} of {total}" if total else "starting"
+        run = self.project.last_run()
+        if self._checkpoint_step is not None:
+            fallback = f"the steps after its last checkpoint (step {self._checkpoint_step}) are lost"
+        elif run is not None and api.RunLayout(run).has_checkpoint():
+            fallback = "the steps since the checkpoint it was resumed from are lost"
+        else:
+            fallback = f"no checkpoint exists yet, so all {done} steps are lost"
+        return (f"Pre-training is {where}. Stopping asks it to write a checkpoint first, so Resume continues "
+                f"it later. If it has not stopped within {self.runner.grace_s:.0f} s it is killed and {fallback}.")
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -229,8 +276,7 @@ class DataPanel(QWidget):
         self.start_button.setEnabled(not running)
         self.scan_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        run = self.project.last_run()
-        self.resume_button.setEnabled(not running and run is not None and api.RunLayout(run).config.is_file())
+        self.resume_button.setEnabled(not running and self._unfinished_run() is not None)
 
     def shutdown(self) -> None:
         """Stop a running job (the window is closing) and stop listening to the project."""

@@ -16,11 +16,13 @@ import numpy as np
 from gcl_app.layers import META_KEY, ROLE_KEY, geometry_of, label_names_of, layer_affine, volume_of_layer
 from gcl_app.project import Project, safe_name
 from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.class_list import palette_color_dict
 from gcl_app.widgets.common import EtaProgress, EventRelay, LayerChooser, StatusLine, start_worker
+from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.preview import predict_volume
 from magicgui.widgets import ComboBox, Container, FileEdit
-from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gcl_engine import api
 
@@ -79,6 +81,7 @@ class ExportPanel(QWidget):
         self._connect()
         self._on_project("project")
         self.project.add_listener(self._on_project)
+        self._suggest_mask_path()  # "Save as" filled for the layer already chosen, not only after a change
 
     def _build(self) -> None:
         self.model = FileEdit(mode="r", label="Model", filter=f"*{api.MODEL_SUFFIX} *{api.ONNX_SUFFIX}",
@@ -100,12 +103,13 @@ class ExportPanel(QWidget):
         self.progress = EtaProgress(self)
         self.status = StatusLine(self)
         self.fit_warning = FitWarning(self.project, self)  # does the predicted scan fit the pre-training pool?
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         layout.addWidget(Container(widgets=[self.model]).native)
-        layout.addWidget(self._group("Predict", [self.image_chooser, self.predict_button, self.fit_warning,
+        layout.addWidget(self._group("Predict", [self._labelled("Image", self.image_chooser), self.predict_button,
+                                                 self.fit_warning,
                                                  Container(widgets=[self.folder, self.folder_out]).native,
                                                  self._row(self.predict_folder_button, self.cancel_button)]))
-        layout.addWidget(self._group("Export masks", [self.labels_chooser,
+        layout.addWidget(self._group("Export masks", [self._labelled("Labels layer", self.labels_chooser),
                                                       Container(widgets=[self.mask_format, self.mask_path]).native,
                                                       self.export_mask_button]))
         layout.addWidget(self._group("Export model", [Container(widgets=[self.onnx_path]).native,
@@ -121,6 +125,13 @@ class ExportPanel(QWidget):
         for widget in widgets:
             inner.addWidget(widget)
         return box
+
+    def _labelled(self, text: str, widget: QWidget) -> QWidget:
+        """A chooser with its name in front (a bare combo box of layer names did not say what it chose)."""
+        row = self._row(QLabel(text, self), widget)
+        row.layout().setStretch(1, 1)
+        widget.setToolTip({"Image": "The scan to predict", "Labels layer": "The mask to export"}.get(text, ""))
+        return row
 
     def _row(self, *widgets: QWidget) -> QWidget:
         row = QWidget(self)
@@ -171,11 +182,22 @@ class ExportPanel(QWidget):
 
     def _on_predicted(self, image: Any, prediction: api.Prediction) -> None:
         self.predict_button.setEnabled(True)
-        layer = tied.ensure_layer(self.viewer, image, PREDICTION, list(prediction.class_names), opacity=0.5)
+        names = list(prediction.class_names)
+        layer = tied.ensure_layer(self.viewer, image, PREDICTION, names, opacity=0.5)
         layer.data = prediction.labels
+        # the class colours: the image's class list (its annotations layer shows them), else the default palette
+        annotations = tied.find_layer(self.viewer, image, tied.ANNOTATIONS)
+        colours = (dict(annotations.colormap.color_dict) if annotations is not None
+                   and hasattr(annotations.colormap, "color_dict") else palette_color_dict(len(names)))
+        tied.apply_classes(layer, names, colours)
+        hidden = ""
+        preview = tied.find_layer(self.viewer, image, tied.PREVIEW)
+        if preview is not None and preview.visible:  # two predictions on top of each other read as one
+            preview.visible = False
+            hidden = f" '{preview.name}' is hidden (tick it in the layer list to compare)."
         self.labels_chooser.setCurrentText(layer.name)
         self.progress.done("prediction done")
-        self.status.info(f"Prediction of {image.name} in layer '{layer.name}'.")
+        self.status.info(f"Prediction of {image.name} in layer '{layer.name}'.{hidden}")
 
     def predict_folder(self) -> None:
         model, folder, out = self.model_path(), self._path(self.folder), self._path(self.folder_out)

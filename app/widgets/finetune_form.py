@@ -2,35 +2,35 @@
 
 The fine-tuned network must have the shape of the encoder it starts from: the pre-training run's config
 (``api.run_config_of``) says which; a continued fine-tune reuses the shape stored with the current model.
+Without either, and for the number of steps, the defaults are the engine's interactive recipe
+(``api.RECIPE``, chosen on the annotation benchmark), not constants of the GUI's own.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gcl_app.layers import META_KEY
-from gcl_app.widgets.pretrain_form import PRESETS, device_choices, job_threads
+from gcl_app.widgets.pretrain_form import device_choices, job_threads
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, SpinBox
 
 from gcl_engine import api
 
-QUICK = PRESETS["quick (CPU)"]
+RECIPE = api.RECIPE
 
 
 def network_shape(pretrained: Path | None, saved: dict[str, Any] | None) -> tuple[api.PreprocessConfig,
                                                                                    api.ModelConfig]:
-    """(preprocess, model) for a fine-tune: the saved model's, else the pre-training run's, else quick."""
+    """(preprocess, model) for a fine-tune: the saved model's, else the pre-training run's, else the recipe's."""
     if saved:
         return (api.from_dict(api.PreprocessConfig, saved["preprocess"]),
                 api.from_dict(api.ModelConfig, saved["model"]))
     run = api.run_config_of(pretrained) if pretrained is not None else None
     if run is not None:
         return run.preprocess, run.model
-    return (dataclasses.replace(api.PreprocessConfig(), size=QUICK["size"]),
-            dataclasses.replace(api.ModelConfig(), base_channels=QUICK["base_channels"], levels=QUICK["levels"]))
+    return RECIPE.preprocess, RECIPE.model
 
 
 def annotation_problem(image_metadata: dict[str, Any], labels: np.ndarray, n_classes: int) -> str:
@@ -52,7 +52,12 @@ class FinetuneForm(Container):
         self.pretrained = FileEdit(mode="r", label="Pre-trained", filter=f"*{api.MODEL_SUFFIX}",
                                    tooltip="A pre-training checkpoint (the newest of a run folder is filled in "
                                            "after pre-training); empty: random start")
-        self.steps = SpinBox(label="Steps", min=1, max=100_000, value=80)
+        self.steps = SpinBox(label="Steps", min=1, max=100_000, value=RECIPE.steps_first,
+                             tooltip=f"The recipe: {RECIPE.steps_first} on a first fine-tune, "
+                                     f"{RECIPE.steps_continue} when continuing the current model; "
+                                     "a number you type is used for both")
+        self.steps_chosen = False  # the user typed a number: it replaces the recipe's
+        self.steps.changed.connect(self._on_steps)
         self.preview_every = SpinBox(label="Preview every", min=1, max=10_000, value=10,
                                      tooltip="Steps between preview updates of the slice in view")
         self.device = ComboBox(label="Device", choices=device_choices([]), value="auto")
@@ -62,6 +67,14 @@ class FinetuneForm(Container):
         self.opacity = FloatSlider(label="Preview opacity", min=0.0, max=1.0, step=0.05, value=0.5)
         super().__init__(widgets=[self.pretrained, self.steps, self.preview_every, self.device,
                                   self.continue_model, self.opacity])
+
+    def _on_steps(self, value: int) -> None:
+        if value not in (RECIPE.steps_first, RECIPE.steps_continue):
+            self.steps_chosen = True
+
+    def steps_for(self, continuing: bool) -> int:
+        """The steps of the next fine-tune: the user's number, else the recipe's for a first or continued one."""
+        return int(self.steps.value) if self.steps_chosen else RECIPE.steps(continuing)
 
     def pretrained_path(self) -> Path | None:
         value = str(self.pretrained.value or "")
@@ -78,8 +91,12 @@ class FinetuneForm(Container):
         """The job's config: the form's values, the network shape of what it starts from, the slice in view."""
         pretrained = self.pretrained_path()
         preprocess, model = network_shape(pretrained, saved_shape)
+        steps = self.steps_for(init_model is not None)
+        if not self.steps_chosen:  # the box shows what this fine-tune runs
+            with self.steps.changed.blocked():
+                self.steps.value = steps
         return api.FinetuneConfig(
             image=image, labels=labels, out=out, pretrained=str(pretrained) if pretrained else None,
-            init_model=init_model, class_names=class_names, steps=int(self.steps.value),
+            init_model=init_model, class_names=class_names, steps=steps,
             preview_every=int(self.preview_every.value), preview_slices=(preview_slice,),
             device=str(self.device.value), threads=job_threads(), preprocess=preprocess, model=model)

@@ -19,17 +19,31 @@ from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
+from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
 from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.pretrain_form import start_device_probe
 from gcl_app.widgets.preview import PreviewController
+from gcl_app.widgets.slice_strip import SliceStrip, connect_dims, slice_states
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
-from qtpy.QtCore import Signal
+from qtpy import API_NAME
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gcl_engine import api
 
-SHORTCUTS = {"next": "Shift-N", "finetune": "Shift-F", "accept": "Shift-A"}
+_CONTEXT_TIMERS = API_NAME.startswith("PySide")  # singleShot(ms, context, fn): dropped with the panel
+
+SHORTCUTS = {"next": "Shift-N", "finetune": "Shift-F", "accept": "Shift-A", "toggle_preview": "Shift-V"}
+HOW_TO_PAINT = (
+    "How to paint: choose a class in the list (its number is the label), select the annotations layer, "
+    "press P (or the brush in the layer controls) and paint; press Z (pan/zoom) to move around without painting. "
+    "Every slice you paint counts as complete: what you leave unpainted on it is learned as background, so "
+    "outline each structure fully on the slices you choose. The preview is drawn as an outline "
+    f"({SHORTCUTS['toggle_preview']} shows or hides it).")
+SHORT_HINT = ("How to paint: select the annotations layer, press P for the brush (Z to move around), the class "
+              "number is the label. A painted slice counts as complete: what you leave unpainted on it is "
+              f"learned as background. The preview is an outline ({SHORTCUTS['toggle_preview']} hides it).")
 
 
 class FinetunePanel(QWidget):
@@ -41,10 +55,16 @@ class FinetunePanel(QWidget):
         super().__init__(parent)
         self.viewer, self.project = viewer, project
         self.runner = JobRunner(self)
+        self.closing = False  # the window is closing: a job's end registers its model, no preview follows
+        self._progress: api.Progress | None = None
         self.previews = PreviewController(viewer, self)
         self.autosaver = Autosaver(float(project.get("autosave_s", 30)), self)
         self.image: Any | None = None
+        self.accepted: set[int] = set()  # slices of self.image taken from the preview (Accept)
+        self._watched_previews: set[int] = set()
+        self._classes_of: dict[str, list[str]] = {}  # volume id -> its class list (a list belongs to a scan)
         self._annotated_throttle: Throttle | None = None
+        self.previews.painted = self._painted_set
         self._build()
         self._connect()
         self._bind_keys()
@@ -68,6 +88,12 @@ class FinetunePanel(QWidget):
         self.next_button.setToolTip(f"Go to the next slice without annotations ({SHORTCUTS['next']})")
         self.progress = EtaProgress(self)
         self.annotated_label = QLabel("", self)
+        self.annotated_label.setWordWrap(True)
+        self.strip = SliceStrip(self)
+        self.hint = QLabel(SHORT_HINT, self)  # the actions first, in view on a laptop; the settings below
+        self.hint.setToolTip(HOW_TO_PAINT)
+        self.hint.setWordWrap(True)
+        self.classes.table.setMaximumHeight(130)
         self.status = StatusLine(self)
         self.fit_warning = FitWarning(self.project, self)  # does this scan fit the pre-training pool?
         row = QHBoxLayout()
@@ -76,10 +102,10 @@ class FinetunePanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
-                     self.form.native, actions, self.progress, self.accept_button, self.next_button,
-                     self.annotated_label, self.status):
+                     actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
+                     self.strip, self.status, self.hint, self.form.native):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
             else:
@@ -94,20 +120,27 @@ class FinetunePanel(QWidget):
         self.accept_button.clicked.connect(self.accept_preview)
         self.next_button.clicked.connect(self.go_next_unannotated)
         self.classes.changed.connect(self._apply_classes)
+        self.image_chooser.currentIndexChanged.connect(self._show_annotated)
+        self.strip.clicked.connect(self._go_to_slice)
+        connect_dims(self.viewer, self._update_strip_mark)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.form.opacity.changed.connect(self._set_opacity)
         self.autosaver.saved.connect(lambda p: self.status.info(f"annotations saved: {Path(p).name}"))
         self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
         r = self.runner
         r.progress.connect(self.progress.set_progress)
+        r.progress.connect(self._on_progress)
         r.preview.connect(self.previews.on_preview)
         self.previews.updated.connect(self.preview_updated.emit)
+        self.previews.updated.connect(self._show_annotated)
         self.previews.failed.connect(self._on_failed)
         r.log.connect(lambda e: self.status.info(e.message))
         r.finished.connect(self._on_finished)
         r.failed.connect(self._on_failed)
 
     def _bind_keys(self) -> None:
-        actions = {"next": self.go_next_unannotated, "finetune": self.finetune, "accept": self.accept_preview}
+        actions = {"next": self.go_next_unannotated, "finetune": self.finetune, "accept": self.accept_preview,
+                   "toggle_preview": self.toggle_preview}
         for name, action in actions.items():
             self.viewer.bind_key(SHORTCUTS[name], lambda _viewer, fn=action: fn(), overwrite=True)
 
@@ -122,6 +155,11 @@ class FinetunePanel(QWidget):
         if image is None or image.ndim != 3:
             self.status.error("Open a 3D scan first (File > Open, or File > Open Sample > GCL Studio).")
             return None
+        switched = self.image is not None and not tied.same_layer(image, self.image)
+        if switched or self.image is None:
+            self.accepted = set()
+        if switched:
+            self._classes_of[tied.volume_id_of(self.image)] = self.classes.names()
         self.image = image
         existing = tied.find_layer(self.viewer, image, tied.ANNOTATIONS)
         restored = None if existing is not None else \
@@ -131,9 +169,17 @@ class FinetunePanel(QWidget):
         elif restored is not None and restored.problem:  # keep every painted class, by number
             present = int(restored.array.max()) if restored.array.size else 0
             self.classes.set_names(["background"] + [f"class {i}" for i in range(1, max(present, 1) + 1)])
+        elif switched:  # each scan keeps its own list; one never annotated starts from the model's classes
+            self.classes.set_names(self._classes_of.get(tied.volume_id_of(image))
+                                   or self.project.get("model_classes") or ["background", "foreground"])
         # the preview layer is made now, below the annotations: adding a layer costs napari ~0.1 s of UI
         # thread (its controls), which must not happen while a job streams previews
-        tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names(), opacity=self.form.opacity.value)
+        preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, self.classes.names(),
+                                    opacity=self.form.opacity.value)
+        real = getattr(preview, "__wrapped__", preview)  # napari hands plugins a new proxy per lookup
+        if id(real) not in self._watched_previews:
+            self._watched_previews.add(id(real))
+            preview.events.paint.connect(lambda _e, p=preview: self._painted_on_preview(p))
         layer = tied.ensure_layer(self.viewer, image, tied.ANNOTATIONS, self.classes.names(),
                                   data=None if restored is None else restored.array.astype(np.uint8))
         self._apply_classes()
@@ -143,14 +189,15 @@ class FinetunePanel(QWidget):
         for event in (layer.events.paint, layer.events.data):
             event.connect(self._annotated_throttle.request)
         self.viewer.layers.selection.active = layer
-        layer.mode, layer.selected_label = "paint", max(layer.selected_label, 1)
+        # pan/zoom, not paint: the first click into the canvas (to focus it) must not paint a label
+        layer.mode, layer.selected_label = "pan_zoom", max(layer.selected_label, 1)
         self._show_annotated()
         self.fit_warning.check(image)
         if restored is not None and restored.problem:
             self.status.error(f"Annotations restored from the project; {restored.problem}. Name them again.")
         else:
             self.status.info("Annotations restored from the project." if restored is not None else
-                             "Paint a few slices (one class per label), then Fine-tune.")
+                             "Paint a few slices (press P for the brush, one class per label), then Fine-tune.")
         return layer
 
     def _save_context(self) -> dict[str, Any]:
@@ -178,10 +225,95 @@ class FinetunePanel(QWidget):
             return self.attach()
         return self.layer(tied.ANNOTATIONS) or self.attach()
 
-    def _show_annotated(self) -> None:
+    def _shown_annotations(self) -> Any | None:
+        """The annotation layer of the image the chooser shows (which may not be attached yet)."""
+        chosen = self.image_chooser.layer()
+        if chosen is None:
+            return None
+        return tied.find_layer(self.viewer, chosen, tied.ANNOTATIONS)
+
+    def _painted_set(self) -> set[int]:
         layer = self.layer(tied.ANNOTATIONS)
+        return set(annotated_slices(layer.data)) if layer is not None else set()
+
+    def _show_annotated(self, *_: Any) -> None:
+        """The "Annotated slices" line and the strip, for the image chosen in the panel (kept true on a switch)."""
+        chosen = self.image_chooser.layer()
+        layer = self._shown_annotations()
         done = annotated_slices(layer.data) if layer is not None else []
-        self.annotated_label.setText(f"Annotated slices: {', '.join(map(str, done)) or 'none yet'}")
+        name = f" of {chosen.name}" if chosen is not None else ""
+        self.annotated_label.setText(f"Annotated slices{name}: {', '.join(map(str, done)) or 'none yet'}")
+        if chosen is not None and tied.same_layer(chosen, self.image):
+            self.previews.hide_painted()
+            predicted = self.previews.predicted if tied.same_layer(self.previews.image, chosen) else set()
+            self.strip.set_states(slice_states(chosen.data.shape[0], set(done), self.accepted, predicted),
+                                  self._current(chosen))
+        else:
+            self.strip.set_states(slice_states(chosen.data.shape[0], set(done), set(), set())
+                                  if chosen is not None and chosen.ndim == 3 else [], None)
+
+    def _current(self, layer: Any) -> int | None:
+        return current_slice(self.viewer, layer) if layer is not None and layer.ndim == 3 else None
+
+    def _update_strip_mark(self, *_: Any) -> None:
+        chosen = self.image_chooser.layer()
+        if self.strip.states:
+            self.strip.set_states(self.strip.states, self._current(chosen))
+
+    def _go_to_slice(self, k: int) -> None:
+        chosen = self.image_chooser.layer()
+        if chosen is not None and chosen.ndim == 3:
+            show_slice(self.viewer, chosen, k)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        """A scan opened beside another lands elsewhere in patient space: fit the view to it, at its middle."""
+        layer = event.value
+        if type(layer).__name__ != "Image" or layer.ndim != 3 or META_KEY not in layer.metadata:
+            return
+        if not any(type(other).__name__ == "Image" and not tied.same_layer(other, layer)
+                   for other in self.viewer.layers):
+            return  # the first layer: napari fits the view itself
+        # after napari's own handlers of the insertion (they reset the slider's range and point)
+        QTimer.singleShot(0, self, lambda: self._fit_to(layer)) if _CONTEXT_TIMERS else \
+            QTimer.singleShot(0, lambda: self._fit_to(layer))
+
+    def _fit_to(self, layer: Any) -> None:
+        if layer not in self.viewer.layers:
+            return
+        self.viewer.reset_view(layers=[layer])
+        show_slice(self.viewer, layer, layer.data.shape[0] // 2)
+        self.image_chooser.refresh()
+        self.image_chooser.setCurrentText(layer.name)
+
+    def _painted_on_preview(self, preview: Any) -> None:
+        """Paint on the preview is never trained on: say so, put the prediction back, select the annotations."""
+        self.status.error(f"'{preview.name}' shows the model's prediction; painting there is ignored by "
+                          f"fine-tuning. Paint on '{self.image.name} {tied.ANNOTATIONS}' (selected now).")
+        # napari announces a stroke before it has written all of it: put the prediction back once it has
+        QTimer.singleShot(0, self, lambda: self._restore_preview(preview)) if _CONTEXT_TIMERS else \
+            QTimer.singleShot(0, lambda: self._restore_preview(preview))
+
+    def _restore_preview(self, preview: Any) -> None:
+        values = self.previews.values
+        if values is not None and values.shape == preview.data.shape and tied.same_layer(self.previews.layer(),
+                                                                                          preview):
+            preview.data[...] = 0
+            shown = sorted(self.previews.shown_slices())
+            preview.data[shown] = values[shown]
+        else:
+            preview.data[...] = 0
+        preview.refresh()
+        preview.editable = False
+        annotations = self.layer(tied.ANNOTATIONS)
+        if annotations is not None:
+            self.viewer.layers.selection.active = annotations
+
+    def toggle_preview(self) -> None:
+        preview = self.layer(tied.PREVIEW)
+        if preview is not None:
+            preview.visible = not preview.visible
+            self.status.info(f"Preview {'shown' if preview.visible else 'hidden'} "
+                             f"({SHORTCUTS['toggle_preview']} toggles it).")
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -199,10 +331,12 @@ class FinetunePanel(QWidget):
         annotations = self._annotations()
         if annotations is None:
             return
+        k = current_slice(self.viewer, annotations)
         done, message = self.previews.accept(annotations, self.image)
         if not done:
             self.status.error(message)
             return
+        self.accepted.add(k)
         self.autosaver.mark_dirty()
         self._show_annotated()
         self.status.info(message)
@@ -228,6 +362,7 @@ class FinetunePanel(QWidget):
         self.status.error(f"Could not save the annotations: {message}")
 
     def _start_job(self, labels_path: Path) -> None:
+        self._progress = None
         cfg = self._config(labels_path)
         try:
             self.runner.start("finetune", cfg, self.project.job_dir("finetune"))
@@ -238,7 +373,10 @@ class FinetunePanel(QWidget):
         self.previews.begin(self.image)
         self.cancel_button.setEnabled(True)
         painted = annotated_slices(self.layer(tied.ANNOTATIONS).data)
-        self.status.info(f"Fine-tuning on slices {', '.join(map(str, painted))}")
+        # the child needs seconds to import torch and load the network before its first step: say so
+        self.progress.busy("annotations saved; starting the training process (loading the network) …")
+        self.status.info(f"Fine-tuning on slices {', '.join(map(str, painted))}: the first preview comes after "
+                         f"{int(self.form.preview_every.value)} steps.")
 
     def _config(self, labels_path: Path) -> api.FinetuneConfig:
         names, current = self.classes.names(), self.project.current_model()
@@ -253,6 +391,17 @@ class FinetunePanel(QWidget):
 
     # --- job events -------------------------------------------------------------------------
 
+    def _on_progress(self, event: api.Progress) -> None:
+        self._progress = event
+
+    def job_summary(self) -> str:
+        """The close prompt's words for the running fine-tune."""
+        event = self._progress
+        where = f"at step {event.done} of {event.total}" if event is not None and event.total else "starting"
+        return (f"Fine-tuning is {where}. Stopping saves the model trained so far and keeps it as the project's "
+                f"model (no whole-volume preview is made); your annotations are saved. If it has not stopped "
+                f"within {self.runner.grace_s:.0f} s it is killed and this round's training is lost.")
+
     def _on_finished(self, event: api.Finished) -> None:
         self.cancel_button.setEnabled(False)
         self.finetune_button.setEnabled(True)
@@ -264,6 +413,8 @@ class FinetunePanel(QWidget):
         cfg = self._job_config
         self.project.update(model=str(model), model_classes=list(cfg.class_names or ()),
                             model_config={"preprocess": api.to_dict(cfg.preprocess), "model": api.to_dict(cfg.model)})
+        if self.closing:
+            return
         self.progress.busy("predicting the whole volume …")
         self.previews.predict(str(model), str(self.form.device.value), self.classes.names(), self._on_prediction)
 
@@ -275,6 +426,7 @@ class FinetunePanel(QWidget):
 
     def _on_prediction(self) -> None:
         self._apply_classes()
+        self._show_annotated()
         self.progress.done("preview: whole volume done")
         self.status.info("Whole-volume preview ready. Accept good slices, correct, fine-tune again.")
 
@@ -298,4 +450,6 @@ class FinetunePanel(QWidget):
                 self.project.save_annotations_from(np.asarray(layer.data), self._save_context())
         for key in SHORTCUTS.values():
             self.viewer.bind_key(key, None, overwrite=True)
+        self.viewer.dims.events.point.disconnect(self._update_strip_mark)
+        self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
         self.project.remove_listener(self._on_project)

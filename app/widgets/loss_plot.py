@@ -14,11 +14,11 @@ requests in between coalesce, and the last state is always drawn.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from gcl_app.widgets.common import Throttle, start_worker
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from gcl_app.widgets.meta_words import metric_name
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
@@ -38,8 +38,23 @@ def is_conflict_key(key: str) -> bool:
     return key.endswith("conflict_rate")
 
 
-def render(figure: Figure, series: Series, width_px: int, height_px: int) -> np.ndarray:
-    """Draw ``series`` into ``figure`` (Agg) and return its RGBA pixels; runs in a worker thread."""
+def figure_of(holder: dict[str, Any]) -> Any:
+    """The plot's Agg figure, made on first use in the render worker: importing matplotlib (~0.3 s idle,
+    seconds on a loaded machine) then never happens on the UI thread when the Data panel opens."""
+    if holder.get("figure") is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(dpi=DPI, facecolor=DARK_BG)
+        FigureCanvasAgg(figure)  # attaches itself as figure.canvas
+        holder["figure"] = figure
+    return holder["figure"]
+
+
+def render(holder: dict[str, Any], series: Series, width_px: int, height_px: int) -> np.ndarray:
+    """Draw ``series`` into the holder's figure (Agg) and return its RGBA pixels; runs in a worker thread
+    (one render at a time: the plot waits for one to return before it starts the next)."""
+    figure = figure_of(holder)
     figure.set_size_inches(max(width_px, 200) / DPI, max(height_px, 150) / DPI)
     figure.clear()
     ax = figure.add_subplot(111)
@@ -57,7 +72,8 @@ def render(figure: Figure, series: Series, width_px: int, height_px: int) -> np.
     for key in sorted(series):
         steps, ys = series[key]
         target, style = (ax_conflict, "--") if is_conflict_key(key) else (ax, "-")
-        lines += target.plot(steps, ys, linestyle=style, linewidth=1.8 if key == "loss" else 1.0, label=key)
+        lines += target.plot(steps, ys, linestyle=style, linewidth=1.8 if key == "loss" else 1.0,
+                             label=metric_name(key))
     legend_rows = (len(lines) + 2) // 3
     height = max(height_px, 150)
     bottom = (34 + 11 * legend_rows) / height  # tick labels and "step" (~34 px), then ~11 px per legend row
@@ -77,8 +93,7 @@ class LossPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 500) -> None:
         super().__init__(parent)
-        self.figure = Figure(dpi=DPI, facecolor=DARK_BG)
-        FigureCanvasAgg(self.figure)  # attaches itself as figure.canvas
+        self._figure: dict[str, Any] = {}  # {"figure": the Agg figure}, filled by the first render
         self.image = QLabel(self)
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
@@ -122,7 +137,7 @@ class LossPlot(QWidget):
         self._rendering, self._again = True, False
         snapshot = {k: (list(s), list(y)) for k, (s, y) in self.series.items()}
         size = self.image.size()
-        start_worker(render, self.figure, snapshot, size.width(), size.height(),
+        start_worker(render, self._figure, snapshot, size.width(), size.height(),
                      _connect={"returned": self._show, "errored": self._on_error})
 
     def _show(self, rgba: np.ndarray) -> None:

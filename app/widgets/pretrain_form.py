@@ -65,8 +65,12 @@ def start_device_probe(panel: Any) -> None:
     panel.devices_known = False
 
     def done(devices: list[api.DeviceInfo]) -> None:
-        panel.form.set_devices(devices)
-        collect_garbage()
+        try:
+            panel.form.set_devices(devices)
+        except RuntimeError:  # the panel was closed (its widgets deleted) before the probe finished
+            return
+        finally:
+            collect_garbage()
         panel.devices_known = True
 
     start_worker(load_devices, _connect={"returned": done, "errored": lambda e: panel.status.error(str(e))})

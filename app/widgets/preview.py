@@ -1,8 +1,9 @@
 """The preview layer's life: slices streamed by a running fine-tune, then the whole volume, then accepting.
 
 Kept apart from the panel because it has its own state: which slices of which image hold a real
-prediction. Accepting a slice that was never predicted would copy zeros over the user's work, so it
-is refused.
+prediction (``values``: the prediction itself). Accepting a slice that was never predicted would copy zeros
+over the user's work, so it is refused. The layer shows the prediction only on slices nobody painted: under a
+painted slice a wrong preview looked like annotation (issue 16); it is drawn as an outline, never filled.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ class PreviewController(QObject):
         self.viewer = viewer
         self.image: Any | None = None
         self.predicted: set[int] = set()
+        self.values: np.ndarray | None = None  # the prediction, also where the layer hides it (painted slices)
+        self.painted: Callable[[], set[int]] = set
+        self._hidden: set[int] = set()
         self._pending: dict[int, np.ndarray] = {}
         self._throttle = Throttle(self._apply_pending, 250, self)
 
     def begin(self, image: Any) -> None:
         """A fine-tune of ``image`` starts: its previews go to that image's layer whatever is selected later."""
         if not tied.same_layer(image, self.image):
-            self.predicted = set()
+            self.predicted, self.values, self._hidden = set(), None, set()
         self.image = image
 
     def layer(self) -> Any | None:
@@ -59,7 +63,13 @@ class PreviewController(QObject):
         self._pending = {}
         written = tied.set_slices(preview, list(pending), list(pending.values())) if preview is not None else []
         if written:
+            if self.values is None or self.values.shape != preview.data.shape:
+                self.values = np.zeros(preview.data.shape, dtype=preview.data.dtype)
+            for k in written:
+                self.values[k] = preview.data[k]
+            self._hidden -= set(written)
             self.predicted.update(written)
+            self.hide_painted()
             self.updated.emit("slices")
 
     def flush(self) -> None:
@@ -77,8 +87,12 @@ class PreviewController(QObject):
             preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, names)
             labels = prediction.labels
             if tuple(labels.shape) == tuple(preview.data.shape):
-                preview.data = labels.astype(np.uint8 if labels.max() < 256 else np.uint16)
+                self.values = labels.astype(np.uint8 if labels.max() < 256 else np.uint16)
+                self._hidden = set()
+                preview.data = self.values.copy()
+                preview.editable = False  # napari makes a layer editable again whenever its data is replaced
                 self.predicted = set(range(labels.shape[0]))
+                self.hide_painted()
             after()
             self.updated.emit("volume")
 
@@ -91,6 +105,28 @@ class PreviewController(QObject):
         k = current_slice(self.viewer, annotations)
         if preview is None or not tied.same_layer(image, self.image) or k not in self.predicted:
             return False, f"Slice {k} has no prediction yet: fine-tune first (or wait for the whole-volume preview)."
-        annotations.data[k] = preview.data[k].astype(annotations.data.dtype)
+        annotations.data[k] = self.values[k].astype(annotations.data.dtype)
         annotations.refresh()
+        self.hide_painted()
         return True, f"Slice {k}: preview accepted into the annotations; correct it if needed."
+
+    def hide_painted(self) -> None:
+        """Blank the preview on painted slices, show it again where the paint was erased (kept in ``values``)."""
+        preview = self.layer()
+        if preview is None or self.values is None or self.values.shape != preview.data.shape:
+            return
+        painted = self.painted() & self.predicted
+        changed = False
+        for k in painted - self._hidden:
+            preview.data[k] = 0
+            changed = True
+        for k in self._hidden - painted:
+            preview.data[k] = self.values[k]
+            changed = True
+        self._hidden = painted
+        if changed:
+            preview.refresh()
+
+    def shown_slices(self) -> set[int]:
+        """The predicted slices the layer shows (not hidden under a painted one)."""
+        return self.predicted - self._hidden

@@ -13,21 +13,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gcl_app.widgets.meta_words import meta_meaning, meta_name
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from gcl_engine import api
 
 VOLUME_COLUMNS = ("Volume", "Modality", "Series", "Shape", "Status")
-META_COLUMNS = ("Use", "Meta label", "Values", "Known on", "Counts")
+META_COLUMNS = ("Use", "Contrast slices by", "Groups", "Known on", "Slices per group")
+SHAPE_COLUMN = VOLUME_COLUMNS.index("Shape")
+VOLUME_NAME_MAX_PX = 170  # longer volume names are elided (the full name is the tooltip): Shape stays readable
+VISIBLE_ROWS = 8  # volume rows visible without scrolling the table
 ROWS_PER_PASS = 150  # volume rows added per event-loop pass (~10 ms of UI thread on a loaded core)
 SIZING_SAMPLE_ROWS = 200  # rows looked at to size the volume table's columns
 
 
+def _key_order(key: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (0, 1, 2 … 10, not 0, 1, 10, 11), then text."""
+    try:
+        return (0, float(key), "")
+    except ValueError:
+        return (1, 0.0, key)
+
+
 def counts_text(counts: dict[str, int], limit: int = 4) -> str:
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    """Slices per value, values in their natural order."""
+    items = sorted(counts.items(), key=lambda kv: _key_order(kv[0]))
     text = ", ".join(f"{k}: {v}" for k, v in items[:limit])
     return text + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def values_text(key: str, n_values: int) -> str:
+    """ "20 groups" rather than "position: 20 values"."""
+    unit = {"subject": "patient", "position": "height band", "phase": "phase", "series": "series"}.get(key, "group")
+    plural = unit if n_values == 1 or unit == "series" else unit + "s"
+    return f"{n_values} {plural}"
+
+
+def duplicates(result: api.ScanResult) -> dict[str, str]:
+    """Meta labels grouping the slices exactly like an earlier one here (same values, same slice counts):
+    label -> the one it repeats. Shown once: a second row of the same grouping only read as a second idea."""
+    seen: dict[tuple, str] = {}
+    repeated: dict[str, str] = {}
+    for name, summary in result.meta_labels.items():
+        signature = (summary.n_values, summary.known_slices, tuple(sorted(summary.counts.values())))
+        if signature in seen and summary.n_values > 1:
+            repeated[name] = seen[signature]
+        else:
+            seen.setdefault(signature, name)
+    return repeated
 
 
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
@@ -69,9 +103,13 @@ class ScanView(QWidget):
         self._fill_timer.timeout.connect(self._fill_some)
         self.summary = QLabel("No folder scanned yet.", self)
         self.volumes = _table(VOLUME_COLUMNS, self, fit_each_cell=False)  # sized once filled
-        self.volumes.setMinimumHeight(120)
+        rows_px = self.volumes.verticalHeader().defaultSectionSize() * VISIBLE_ROWS
+        self.volumes.setMinimumHeight(rows_px + self.volumes.horizontalHeader().sizeHint().height() + 4)
+        self.volumes.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.meta = _table(META_COLUMNS, self)
-        self.meta.setMinimumHeight(110)
+        self.meta.setMinimumHeight(150)
+        self.duplicate_note = QLabel("", self)
+        self.duplicate_note.setWordWrap(True)
         self.meta.setToolTip("Meta labels pre-training contrasts; a label with a single value cannot be used.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -79,6 +117,7 @@ class ScanView(QWidget):
         layout.addWidget(self.volumes, 3)
         layout.addWidget(QLabel("Meta labels", self))
         layout.addWidget(self.meta, 2)
+        layout.addWidget(self.duplicate_note)
 
     def show_result(self, result: api.ScanResult) -> None:
         self.summary.setText(f"{len(result.volumes)} volume(s), {len(result.skipped)} file(s) skipped "
@@ -121,11 +160,15 @@ class ScanView(QWidget):
         else:
             self._fill_timer.stop()
             self.volumes.resizeColumnsToContents()
+            if self.volumes.columnWidth(0) > VOLUME_NAME_MAX_PX:
+                self.volumes.setColumnWidth(0, VOLUME_NAME_MAX_PX)
             self.rows_filled.emit()
 
     def _fill_meta(self, result: api.ScanResult) -> None:
+        repeated = duplicates(result)
         self.meta.setRowCount(len(result.meta_labels))
         for row, (name, summary) in enumerate(result.meta_labels.items()):
+            self.meta.setRowHidden(row, name in repeated)  # its switch stays, as the config has it
             use = QTableWidgetItem()
             flags = Qt.ItemFlag.ItemIsUserCheckable | (Qt.ItemFlag.ItemIsEnabled if summary.usable else
                                                        Qt.ItemFlag.NoItemFlags)
@@ -135,11 +178,14 @@ class ScanView(QWidget):
             if not summary.usable:
                 use.setToolTip("only one value in this folder: nothing to contrast")
             self.meta.setItem(row, 0, use)
-            self.meta.setItem(row, 1, _item(name))
-            self.meta.setItem(row, 2, _item(str(summary.n_values)))
+            self.meta.setItem(row, 1, _item(meta_name(name), f"{meta_meaning(name)} (meta label '{name}')"))
+            self.meta.setItem(row, 2, _item(values_text(name, summary.n_values)))
             self.meta.setItem(row, 3, _item(f"{summary.known_slices} / {summary.total_slices} slices",
                                             "slices whose value is unknown stay out of this label's loss"))
             self.meta.setItem(row, 4, _item(counts_text(summary.counts), counts_text(summary.counts, 50)))
+        self.duplicate_note.setText(" ".join(
+            f"{meta_name(name)} groups the slices exactly as {meta_name(other)} here: shown once."
+            for name, other in repeated.items()))
 
     def selected_meta_labels(self) -> tuple[str, ...]:
         names = []

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import SimpleITK
 import torch.nn.modules
@@ -79,3 +80,25 @@ class UiThreadWatch:
         counts = Counter(self.entries)
         lines = [f"{n} x {entry}" for entry, n in counts.most_common(10)]
         return "the UI thread ran long-work code:\n" + "\n".join(lines)
+
+
+def menu_action(window: Any, *path: str) -> Any:
+    """The QAction a user clicks at ``path`` of the menu bar (texts without "&" mnemonics), e.g.
+    ``menu_action(qt_window, "Plugins", "GCL Studio", "Annotate & fine-tune (GCL Studio)")``."""
+    def plain(text: str) -> str:
+        return text.replace("&&", "\0").replace("&", "").replace("\0", "&")
+
+    actions = window.menuBar().actions()
+    for i, name in enumerate(path):
+        found = None
+        for action in actions:
+            if plain(action.text()) == name:
+                found = action
+                break
+        assert found is not None, f"no menu entry {name!r} among {[plain(a.text()) for a in actions]}"
+        if i == len(path) - 1:
+            return found
+        menu = found.menu()
+        menu.aboutToShow.emit()  # napari fills some menus (Plugins, Open Sample) as they open
+        actions = menu.actions()
+    raise AssertionError("empty menu path")

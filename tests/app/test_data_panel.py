@@ -38,8 +38,9 @@ def test_scan_lists_volumes_skipped_files_and_meta_labels(make_napari_viewer, qt
     skipped = [r for r in rows if r[4].startswith("skipped")]
     assert len(skipped) == 1 and skipped[0][0] == "notes.nii.gz" and len(skipped[0][4]) > len("skipped: ")
     meta = panel.scan_view.meta
-    names = [meta.item(r, 1).text() for r in range(meta.rowCount())]
+    names = [meta.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(meta.rowCount())]  # engine keys
     assert "subject" in names and "position" in names
+    assert meta.item(names.index("subject"), 1).text() == "Patient"  # the words shown
     usable = panel.scan_view.selected_meta_labels()
     assert "subject" in usable
     panel.scan_view.set_meta_label("subject", False)

@@ -112,7 +112,8 @@ def test_dicom_seg_export_from_the_panel_matches_the_nifti_and_keeps_the_class_c
         assert panel.mask_path.value.name.endswith(name.split(".", 1)[1])  # the format picks the suffix
         panel.mask_path.value = str(tmp_path / name)
         panel.export_mask_button.click()
-        qtbot.waitUntil(lambda n=name: (tmp_path / n).is_file() and "written" in panel.status.text(), timeout=30_000)
+        qtbot.waitUntil(lambda n=name: (tmp_path / n).is_file() and f"written: {tmp_path / n}" in panel.status.text(),
+                        timeout=30_000)
         exported[name] = tmp_path / name
     assert "DICOM SEG" in panel.status.text()
     nifti = api.load_volume(exported["mask.nii.gz"])

@@ -65,7 +65,8 @@ def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny
     # accept the predicted slice 10 into the annotations, then fine-tune again from the current weights
     show_slice(viewer, annotations, 10)
     panel.accept_button.click()
-    np.testing.assert_array_equal(annotations.data[10], preview.data[10])
+    np.testing.assert_array_equal(annotations.data[10], panel.previews.values[10])
+    assert not preview.data[10].any()  # a painted (accepted) slice shows the annotation alone, no preview over it
     first_model = panel.project.current_model()
     with qtbot.waitSignal(panel.preview_updated, timeout=90_000, check_params_cb=lambda kind: kind == "volume"):
         panel.finetune()

@@ -31,6 +31,8 @@ class ScriptedPrompts:
     def __init__(self, folder: str | None = None, files: list[str] | None = None, save: str | None = None,
                  confirm: bool = True) -> None:
         self.answer_folder, self.answer_files, self.answer_save, self.answer_confirm = folder, files, save, confirm
+        self.answer_new_folder: str | None = None  # None: the folder the window proposes
+        self.proposed: list[str] = []
         self.errors: list[str] = []
         self.questions: list[str] = []
 
@@ -42,6 +44,10 @@ class ScriptedPrompts:
 
     def save_file(self, title: str, default: str) -> str | None:
         return self.answer_save or default
+
+    def new_folder(self, title: str, default: str) -> str | None:
+        self.proposed.append(default)
+        return self.answer_new_folder or default
 
     def confirm(self, title: str, text: str) -> bool:
         self.questions.append(text)
@@ -253,3 +259,69 @@ def test_switching_projects_while_scans_load_keeps_each_project_whole(make_windo
     assert [layer.name for layer in window.workspace.images()] == ["patient0_ct"]
     assert [entry.path for entry in pf.read_project_file(sample).scans] == [
         "sample:scans/example_ct_sm.nii.gz", "sample:labels/example_seg.nii.gz"]
+
+
+# --- a clinician's first hour (issue 16) -------------------------------------------------------------
+
+def test_new_project_asks_for_its_name_and_place(make_window, qtbot, two_scans, tmp_path):
+    window = make_window()
+    window.prompts.answer_folder = str(two_scans)
+    window.prompts.answer_new_folder = str(tmp_path / "studies" / "liver study")
+    root = Path(wait_ready(qtbot, window, window.start_page.buttons["new"].click))
+    assert root == tmp_path / "studies" / "liver study" and pf.is_project(root)
+    assert window.prompts.proposed and "my_scans" in window.prompts.proposed[0]
+
+
+def test_new_project_cancelled_at_its_name_creates_nothing(make_window, two_scans, dirs):
+    window = make_window()
+    window.prompts.answer_folder = str(two_scans)
+    window.prompts.new_folder = lambda title, default: None  # the user cancels the second question
+    window.start_page.buttons["new"].click()
+    assert window.workspace.project is None and not dirs["projects"].exists()
+
+
+def test_new_project_opens_a_still_volume_first(make_window, qtbot, tmp_path):
+    """The sample folder's first volume (by name) is a cardiac cine: 16 phases of one slice on the slider."""
+    scans = Path(api.sample_paths()["scans"])
+    window = make_window()
+    window.prompts.answer_folder = str(scans)
+    wait_ready(qtbot, window, window.start_page.buttons["new"].click)
+    [image] = window.workspace.images()
+    assert image.name != "cardiac_cine_s1" and image.data.shape[0] >= 20
+
+
+def test_an_unreadable_scan_is_said_and_not_stored(make_window, qtbot, two_scans, tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a scan")
+    window = make_window()
+    window.prompts.answer_folder = str(two_scans)
+    root = Path(wait_ready(qtbot, window, window.start_page.buttons["new"].click))
+    messages = []
+    window.workspace.message.connect(messages.append)
+    window.prompts.answer_files = [str(bad)]
+    wait_ready(qtbot, window, window.ask_open_scans)
+    assert "broken.nii.gz" in messages[-1] and "Could not open" in messages[-1]  # the last word names it
+    assert "broken.nii.gz" in window.statusBar().currentMessage()
+    assert "broken" not in (root / pf.PROJECT_FILE).read_text()
+
+
+def test_closing_during_pretraining_says_the_truth_and_keeps_a_checkpoint(make_window, qtbot, two_scans):
+    from tests.app.synthetic import TINY
+
+    window = make_window()
+    window.prompts.answer_folder = str(two_scans)
+    wait_ready(qtbot, window, window.start_page.buttons["new"].click)
+    data = window.workspace.panels.data
+    project = window.workspace.project
+    form = data.form
+    form.size.value, form.base_channels.value, form.levels.value = TINY["size"], TINY["base_channels"], TINY["levels"]
+    form.steps.value, form.checkpoint_every.value, form.device.value = 3000, 1000, "cpu"
+    data.start_button.click()
+    qtbot.waitUntil(lambda: data.progress.text.text().startswith("pretrain") and data.progress.bar.value() >= 2,
+                    timeout=120_000)
+    window.close()
+    [question] = window.prompts.questions
+    assert "Its last checkpoint is kept" not in question and "no checkpoint exists yet" in question
+    assert not window.isVisible()
+    run = project.last_run()
+    assert (run / "last.pt").is_file() and project.get("pretrained") == str(run / "last.pt")  # cancelled properly
