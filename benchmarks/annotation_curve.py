@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from annotation.report import METRICS, Curves, per_class_table, plot, targets_table  # noqa: E402
-from annotation.rows import BASE_ROWS, parse_row  # noqa: E402
+from annotation.rows import BASE_ROWS, PREDICT_VARIANTS, parse_row  # noqa: E402
 from common import RESULTS, Report, be_nice  # noqa: E402
 
 DEFAULT_ROWS = "interp_mci,interp_sdf,forest,unet_scratch,unet_recipe_net,unet_gcl,recipe,recipe_scribbles"
@@ -247,6 +247,15 @@ def expand_variants(recs: list[dict], rows: list[str]) -> tuple[list[dict], list
     return out, names
 
 
+def row_settings(name: str) -> dict:
+    """A row's settings; a prediction-time variant (``row~variant``) adds the prediction settings it scored."""
+    base, _, variant = name.partition("~")
+    settings = dict(parse_row(base).settings)
+    if variant:
+        settings["scored_with"] = PREDICT_VARIANTS[variant]
+    return settings
+
+
 def report(args, pretrains: dict, curves: dict, records: Records) -> None:
     recs, rows = expand_variants([records.by_key[k] for k in curves if k in records.by_key], args.rows)
     args.rows = rows
@@ -254,7 +263,7 @@ def report(args, pretrains: dict, curves: dict, records: Records) -> None:
     name = "annotation_curve" + (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick else "")
     rep = Report(name, "Dice per painted slice (simulated annotator)", argparse.Namespace(
         quick=False, results=args.results, no_write=args.no_write),
-        {"rows": {r: parse_row(r).settings for r in args.rows}, "tasks": args.tasks, "seeds": args.seeds,
+        {"rows": {r: row_settings(r) for r in args.rows}, "tasks": args.tasks, "seeds": args.seeds,
          "rounds": args.rounds, "pretrain": PRETRAIN, "engine": _engine_commit()})
     rep.add("Each round the robot paints one more slice from the reference (order: `even` = nested farthest-point "
             "inside the foreground range, `suggest` = the row's own ranking); Dice on every slice not painted, "
