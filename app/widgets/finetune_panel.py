@@ -2,33 +2,38 @@
 
 The loop a user repeats: paint -> Fine-tune (Shift-F) -> the preview layer fills in on the slice in
 view while training runs, then on the whole volume -> accept a good predicted slice (Shift-A) or
-correct it -> jump to the next unannotated slice (Shift-N) -> Fine-tune again, continuing from the
-current weights. Annotations autosave to the project and come back when the image is reopened.
+correct it -> jump to the suggested next slice (Shift-N; the model's ranking, or index order) -> Fine-tune
+again, continuing from the current weights. Before any network exists, two painted slices already show a first
+guess between them (contour interpolation). Annotations autosave to the project and come back when the image
+is reopened.
 """
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gcl_app.layers import META_KEY, geometry_of, layer_affine
+from gcl_app.layers import META_KEY, geometry_of, layer_affine, volume_of_layer
 from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
-from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle
+from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle, start_worker
 from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
+from gcl_app.widgets.first_guess import FirstGuess, Guess
 from gcl_app.widgets.fit_warning import FitWarning
 from gcl_app.widgets.pretrain_form import start_device_probe
 from gcl_app.widgets.preview import PreviewController
 from gcl_app.widgets.slice_strip import SliceStrip, connect_dims, slice_states
 from gcl_app.widgets.slices import annotated_slices, current_slice, next_unannotated, show_slice
+from gcl_app.widgets.suggestions import Ranking, SuggestionView
 from qtpy import API_NAME
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gcl_engine import api
 
@@ -65,6 +70,10 @@ class FinetunePanel(QWidget):
         self._classes_of: dict[str, list[str]] = {}  # volume id -> its class list (a list belongs to a scan)
         self._annotated_throttle: Throttle | None = None
         self.previews.painted = self._painted_set
+        self.first_guess = FirstGuess(self)
+        self.ranking: Ranking | None = None
+        self._ranking_image: Any | None = None
+        self._guess_key: tuple | None = None
         self._build()
         self._connect()
         self._bind_keys()
@@ -81,11 +90,18 @@ class FinetunePanel(QWidget):
         self.finetune_button = QPushButton(f"Fine-tune [{SHORTCUTS['finetune']}]", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.accept_button = QPushButton(f"Accept preview slice [{SHORTCUTS['accept']}]", self)
-        self.next_button = QPushButton(f"Next unannotated slice [{SHORTCUTS['next']}]", self)
+        self.next_button = QPushButton(f"Next slice to paint [{SHORTCUTS['next']}]", self)
+        self.suggested_next = QCheckBox("Next = the suggested slice (else the next unpainted one in index order)",
+                                        self)
+        self.suggested_next.setChecked(True)
+        self.suggested_next.setToolTip("After each fine-tune the model ranks the unpainted slices: the middle of "
+                                       "the largest gap between painted slices and the ends of the structures")
+        self.suggestions = SuggestionView(self)
         self.finetune_button.setToolTip(f"Train on the painted slices in the background ({SHORTCUTS['finetune']})")
         self.accept_button.setToolTip(f"Copy the predicted slice in view into the annotations "
                                       f"({SHORTCUTS['accept']})")
-        self.next_button.setToolTip(f"Go to the next slice without annotations ({SHORTCUTS['next']})")
+        self.next_button.setToolTip(f"Go to the suggested slice, or the next slice without annotations "
+                                    f"({SHORTCUTS['next']})")
         self.progress = EtaProgress(self)
         self.annotated_label = QLabel("", self)
         self.annotated_label.setWordWrap(True)
@@ -105,7 +121,7 @@ class FinetunePanel(QWidget):
         layout = QVBoxLayout(scroll_body(self))
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
                      actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
-                     self.strip, self.status, self.hint, self.form.native):
+                     self.strip, self.status, self.suggested_next, self.suggestions, self.hint, self.form.native):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
             else:
@@ -122,6 +138,9 @@ class FinetunePanel(QWidget):
         self.classes.changed.connect(self._apply_classes)
         self.image_chooser.currentIndexChanged.connect(self._show_annotated)
         self.strip.clicked.connect(self._go_to_slice)
+        self.suggestions.chosen.connect(self._go_to_slice)
+        self.first_guess.ready.connect(self._show_guess)
+        self.first_guess.failed.connect(lambda m: self.status.error(m))
         connect_dims(self.viewer, self._update_strip_mark)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.form.opacity.changed.connect(self._set_opacity)
@@ -245,7 +264,9 @@ class FinetunePanel(QWidget):
         self.annotated_label.setText(f"Annotated slices{name}: {', '.join(map(str, done)) or 'none yet'}")
         if chosen is not None and tied.same_layer(chosen, self.image):
             self.previews.hide_painted()
-            predicted = self.previews.predicted if tied.same_layer(self.previews.image, chosen) else set()
+            same = tied.same_layer(self.previews.image, chosen)
+            predicted = self.previews.predicted | self.previews.interpolated if same else set()
+            self._request_guess(layer, done)
             self.strip.set_states(slice_states(chosen.data.shape[0], set(done), self.accepted, predicted),
                                   self._current(chosen))
         else:
@@ -317,10 +338,70 @@ class FinetunePanel(QWidget):
 
     # --- actions ----------------------------------------------------------------------------
 
+    def _request_guess(self, layer: Any, painted: list[int]) -> None:
+        """Two painted slices and no network preview yet: the interpolation between them, as a first guess."""
+        if layer is None or len(painted) < 2 or self.runner.running or self.closing:
+            return
+        if self.previews.predicted and tied.same_layer(self.previews.image, self.image):
+            return
+        data = np.asarray(layer.data)
+        key = (tied.volume_id_of(self.image), tuple(painted), zlib.crc32(np.ascontiguousarray(data[painted])))
+        if key == self._guess_key:  # nothing painted since the last guess (this runs on every refresh)
+            return
+        self._guess_key = key
+        self.first_guess.request(data, geometry_of(self.image.metadata,
+                                                                     layer_affine(self.image)).spacing)
+
+    def _show_guess(self, guess: Guess) -> None:
+        if self.image is None or self.closing or not guess.slices:
+            return
+        try:
+            shown = self.previews.show_guess(self.image, guess.slices, guess.masks)
+        except RuntimeError:  # the panel or its layer was closed while the guess ran
+            return
+        if shown:
+            self._show_annotated()
+            self.status.info(f"First guess on slices {guess.slices[0]}-{guess.slices[-1]}: contour interpolation "
+                             f"between the painted slices, until the network's first preview replaces it.")
+
+    def _rank(self, model: str) -> None:
+        """Rank the unpainted slices with the new model (a thread worker: one more pass over the scan)."""
+        image = self.image
+        if image is None:
+            return
+        painted = sorted(self._painted_set())
+        n = int(image.data.shape[0])
+
+        def shown(scores: list) -> None:
+            try:
+                if self.closing or not tied.same_layer(image, self.image):
+                    return  # a late result for a scan no longer annotated
+                self.ranking, self._ranking_image = Ranking.from_scores(scores, n, painted), image
+                self.suggestions.show_ranking(self.ranking)
+            except RuntimeError:  # the panel was closed (its widgets deleted) while the ranking ran
+                pass
+
+        def failed(exc: Exception) -> None:
+            try:
+                self.status.error(f"Could not rank the slices: {exc}")
+            except RuntimeError:
+                pass
+
+        start_worker(api.rank_slices, model, volume_of_layer(image), painted,
+                     _connect={"returned": shown, "errored": failed})
+
     def go_next_unannotated(self) -> None:
         layer = self._annotations()
         if layer is None:
             return
+        painted = self._painted_set()
+        if (self.suggested_next.isChecked() and self.ranking is not None
+                and tied.same_layer(self._ranking_image, self.image)):
+            k = self.ranking.best(exclude=painted)
+            if k is not None:
+                show_slice(self.viewer, layer, k)
+                self.status.info(f"Slice {k}: the suggested next slice to paint.")
+                return
         k = next_unannotated(layer.data, current_slice(self.viewer, layer))
         if k is None:
             self.status.info("Every slice holds annotations.")
@@ -427,6 +508,9 @@ class FinetunePanel(QWidget):
     def _on_prediction(self) -> None:
         self._apply_classes()
         self._show_annotated()
+        model = self.project.current_model()
+        if model is not None:
+            self._rank(str(model))
         self.progress.done("preview: whole volume done")
         self.status.info("Whole-volume preview ready. Accept good slices, correct, fine-tune again.")
 
@@ -443,6 +527,7 @@ class FinetunePanel(QWidget):
 
     def shutdown(self) -> None:
         """The window is closing: stop the job, save what was painted, release the shortcuts."""
+        self.closing = True  # late worker results (first guess, ranking) are dropped from now on
         self.runner.kill()
         if self.autosaver.dirty:
             layer = self.layer(tied.ANNOTATIONS)

@@ -8,7 +8,7 @@ painted slice a wrong preview looked like annotation (issue 16); it is drawn as 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ class PreviewController(QObject):
         self.viewer = viewer
         self.image: Any | None = None
         self.predicted: set[int] = set()
+        self.interpolated: set[int] = set()  # slices showing the first guess (interpolation), not the network
         self.values: np.ndarray | None = None  # the prediction, also where the layer hides it (painted slices)
         self.painted: Callable[[], set[int]] = set
         self._hidden: set[int] = set()
@@ -47,7 +48,32 @@ class PreviewController(QObject):
         """A fine-tune of ``image`` starts: its previews go to that image's layer whatever is selected later."""
         if not tied.same_layer(image, self.image):
             self.predicted, self.values, self._hidden = set(), None, set()
+            self.interpolated = set()
         self.image = image
+
+    def show_guess(self, image: Any, slices: Sequence[int], masks: np.ndarray) -> bool:
+        """The first guess (interpolation between painted slices) in the preview layer, until the network's
+        first preview replaces it; False when the network already predicts this image."""
+        if self.predicted and tied.same_layer(image, self.image):
+            return False
+        self.begin(image)
+        preview = self.layer()
+        if preview is None:
+            return False
+        if self.values is None or self.values.shape != preview.data.shape:
+            self.values = np.zeros(preview.data.shape, dtype=preview.data.dtype)
+        for k in self.interpolated - set(int(k) for k in slices):  # no longer between painted slices
+            self.values[k] = 0
+            preview.data[k] = 0
+        for k, mask in zip(slices, masks, strict=True):
+            self.values[k] = mask.astype(self.values.dtype)
+            preview.data[k] = self.values[k]
+        self.interpolated = set(int(k) for k in slices)
+        self._hidden -= self.interpolated
+        preview.refresh()
+        self.hide_painted()
+        self.updated.emit("guess")
+        return True
 
     def layer(self) -> Any | None:
         return tied.find_layer(self.viewer, self.image, tied.PREVIEW) if self.image is not None else None
@@ -69,6 +95,7 @@ class PreviewController(QObject):
                 self.values[k] = preview.data[k]
             self._hidden -= set(written)
             self.predicted.update(written)
+            self.interpolated -= set(written)  # the network's slice replaces the guess there
             self.hide_painted()
             self.updated.emit("slices")
 
@@ -92,6 +119,7 @@ class PreviewController(QObject):
                 preview.data = self.values.copy()
                 preview.editable = False  # napari makes a layer editable again whenever its data is replaced
                 self.predicted = set(range(labels.shape[0]))
+                self.interpolated = set()
                 self.hide_painted()
             after()
             self.updated.emit("volume")
@@ -103,7 +131,7 @@ class PreviewController(QObject):
         """Copy the predicted slice in view into ``annotations``; (done, what to tell the user)."""
         preview = tied.find_layer(self.viewer, image, tied.PREVIEW)
         k = current_slice(self.viewer, annotations)
-        if preview is None or not tied.same_layer(image, self.image) or k not in self.predicted:
+        if preview is None or not tied.same_layer(image, self.image) or k not in self.predicted | self.interpolated:
             return False, f"Slice {k} has no prediction yet: fine-tune first (or wait for the whole-volume preview)."
         annotations.data[k] = self.values[k].astype(annotations.data.dtype)
         annotations.refresh()
@@ -115,7 +143,7 @@ class PreviewController(QObject):
         preview = self.layer()
         if preview is None or self.values is None or self.values.shape != preview.data.shape:
             return
-        painted = self.painted() & self.predicted
+        painted = self.painted() & (self.predicted | self.interpolated)
         changed = False
         for k in painted - self._hidden:
             preview.data[k] = 0
@@ -128,5 +156,5 @@ class PreviewController(QObject):
             preview.refresh()
 
     def shown_slices(self) -> set[int]:
-        """The predicted slices the layer shows (not hidden under a painted one)."""
-        return self.predicted - self._hidden
+        """The predicted (or first-guess) slices the layer shows (not hidden under a painted one)."""
+        return (self.predicted | self.interpolated) - self._hidden

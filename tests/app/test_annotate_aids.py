@@ -1,0 +1,68 @@
+"""Annotation aids in the annotate panel: the instant first guess and the suggested next slice (Shift-N)."""
+
+from __future__ import annotations
+
+import numpy as np
+from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets.slices import current_slice, next_unannotated, show_slice
+
+from tests.app.test_finetune_panel import open_sample, paint_liver
+
+
+def test_two_painted_slices_show_the_interpolation_between_them_at_once(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)  # slices 8, 15, 22
+    panel._show_annotated()  # what the paint events' throttle calls
+    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)
+    assert panel.previews.interpolated == set(range(9, 15)) | set(range(16, 22))
+    assert "First guess" in panel.status.text() and "interpolation" in panel.status.text()
+    preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
+    assert (preview.data[12] == 1).sum() > 100  # the liver between the painted slices
+    assert not preview.data[15].any() and not preview.data[3].any()  # not on painted slices, not outside
+    guessed = np.array(preview.data[12])
+    show_slice(viewer, annotations, 12)
+    panel.accept_button.click()  # a guessed slice can be accepted like a predicted one
+    assert not panel.status.is_error
+    np.testing.assert_array_equal(annotations.data[12], guessed)
+    panel.shutdown()
+
+
+def test_the_guess_follows_new_paint_and_gives_way_to_the_network(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    panel._show_annotated()
+    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)
+    annotations.data[12] = annotations.data[15]  # one more painted slice
+    panel._show_annotated()
+    qtbot.waitUntil(lambda: 12 not in panel.previews.interpolated, timeout=30_000)
+    panel.previews.predicted = {10}  # the network has predicted a slice of this image
+    annotations.data[18] = annotations.data[15]
+    before = set(panel.previews.interpolated)
+    panel._show_annotated()
+    qtbot.wait(300)
+    assert panel.previews.interpolated == before  # no new guess once the network predicts
+    panel.shutdown()
+
+
+def test_after_a_model_shift_n_goes_to_the_suggested_slice(make_napari_viewer, qtbot, tiny_model):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    panel._rank(str(tiny_model))
+    qtbot.waitUntil(lambda: panel.ranking is not None, timeout=60_000)
+    ranking = panel.ranking
+    assert set(ranking.slices).isdisjoint({8, 15, 22}) and panel.suggestions.top.count() > 0
+    best = ranking.best()
+    show_slice(viewer, annotations, 0)
+    panel.next_button.click()
+    assert current_slice(viewer, annotations) == best
+    annotations.data[best] = annotations.data[15]  # painted now: the next press skips it
+    panel.next_button.click()
+    assert current_slice(viewer, annotations) == ranking.best(exclude=[best])
+    panel.suggested_next.setChecked(False)  # back to index order
+    show_slice(viewer, annotations, 0)
+    panel.next_button.click()
+    assert current_slice(viewer, annotations) == next_unannotated(annotations.data, 0)
+    panel.shutdown()
