@@ -91,11 +91,11 @@ class FinetunePanel(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.accept_button = QPushButton(f"Accept preview slice [{SHORTCUTS['accept']}]", self)
         self.next_button = QPushButton(f"Next slice to paint [{SHORTCUTS['next']}]", self)
-        self.suggested_next = QCheckBox("Next = the suggested slice (else the next unpainted one in index order)",
-                                        self)
+        self.suggested_next = QCheckBox("Next goes to the suggested slice", self)
         self.suggested_next.setChecked(True)
-        self.suggested_next.setToolTip("After each fine-tune the model ranks the unpainted slices: the middle of "
-                                       "the largest gap between painted slices and the ends of the structures")
+        self.suggested_next.setToolTip("After each fine-tune the model ranks the unpainted slices (the middle of "
+                                       "the largest gap between painted slices and the ends of the structures). "
+                                       "Untick to go to the next unpainted slice in index order instead.")
         self.suggestions = SuggestionView(self)
         self.finetune_button.setToolTip(f"Train on the painted slices in the background ({SHORTCUTS['finetune']})")
         self.accept_button.setToolTip(f"Copy the predicted slice in view into the annotations "

@@ -15,9 +15,9 @@ from qtpy.QtCore import QRectF, Qt, Signal
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QSizePolicy, QVBoxLayout, QWidget
 
-BAR = QColor("#7aa6da")
-BEST = QColor("#f0c674")
-PAINTED = QColor("#b5bd68")
+BAR = QColor(150, 150, 150)  # grey: the slice strip above uses blue for predicted slices
+BEST = QColor(240, 80, 80)  # red: the one Shift-N goes to
+PAINTED = QColor(240, 200, 60)  # amber, as the slice strip above shows painted slices
 FRAME = QColor("#5c6370")
 TOP_N = 5
 
@@ -44,7 +44,7 @@ class Ranking:
 
 
 class SuggestionStrip(QWidget):
-    """One bar per slice, its height the slice's score (normalised); painted slices green, the best amber.
+    """One bar per slice, its height the slice's score (normalised); painted slices amber, the best red.
     A click picks the slice under the mouse."""
 
     clicked = Signal(int)
@@ -55,7 +55,7 @@ class SuggestionStrip(QWidget):
         self.setMinimumHeight(36)
         self.setMaximumHeight(48)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("Suggested next slices along the slice axis: taller is better; green = painted")
+        self.setToolTip("Suggested next slices along the slice axis: taller is better; amber = painted, red = the best")
 
     def set_ranking(self, ranking: Ranking | None) -> None:
         self.ranking = ranking
@@ -109,6 +109,7 @@ class SuggestionView(QWidget):
         super().__init__(parent)
         self.ranking: Ranking | None = None
         self.title = QLabel("Suggested next slices: fine-tune first", self)
+        self.title.setWordWrap(True)
         self.strip = SuggestionStrip(self)
         self.top = QListWidget(self)
         self.top.setMaximumHeight(92)
@@ -118,12 +119,16 @@ class SuggestionView(QWidget):
         for widget in (self.title, self.strip, self.top):
             layout.addWidget(widget)
         self.strip.clicked.connect(self.chosen.emit)
+        self.strip.hide()  # nothing to draw before the first ranking: the title says what to do
+        self.top.hide()
         self.top.itemActivated.connect(lambda item: self.chosen.emit(int(item.data(Qt.ItemDataRole.UserRole))))
 
     def show_ranking(self, ranking: Ranking | None) -> None:
         self.ranking = ranking
         self.strip.set_ranking(ranking)
         self.top.clear()
+        self.strip.setVisible(ranking is not None and bool(ranking.slices))
+        self.top.setVisible(ranking is not None and bool(ranking.slices))
         if ranking is None or not ranking.slices:
             self.title.setText("Suggested next slices: none (every slice is painted)" if ranking is not None
                                else "Suggested next slices: fine-tune first")
