@@ -268,6 +268,8 @@ def report(args, pretrains: dict, curves: dict, records: Records) -> None:
     rep.add("Each round the robot paints one more slice from the reference (order: `even` = nested farthest-point "
             "inside the foreground range, `suggest` = the row's own ranking); Dice on every slice not painted, "
             "mean over the reference's classes; mean ± sd over seeds " + ", ".join(map(str, args.seeds)) + ".")
+    rep.add("Seeds recorded per row and task (mean ± sd and paired differences use what is there):\n\n"
+            + c.seed_table())
     recipe = args.recipe
     anchor = "interp_mci" if "interp_mci" in args.rows else args.rows[0]
     scratch = "unet_scratch" if "unet_scratch" in args.rows else anchor

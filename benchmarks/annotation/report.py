@@ -48,6 +48,15 @@ class Curves:
         d = np.array([a[s] - b[s] for s in common])
         return f"{d.mean():+.3f} ± {d.std():.3f} ({int((d > 0).sum())}/{len(d)})"
 
+    def seed_table(self) -> str:
+        """Which seeds each row has on each task: a cell without '±' is one seed."""
+        lines = ["| row | " + " | ".join(self.tasks) + " |", "|---" * (len(self.tasks) + 1) + "|"]
+        for row in self.rows:
+            cells = [", ".join(str(s) for s in self.seeds if (row, t, s) in self.by) for t in self.tasks]
+            if any(cells):
+                lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
     def tasks_with(self, metric: str) -> list[str]:
         return [t for t in self.tasks if any(self.values(r, t, metric, 1) for r in self.rows)]
 
