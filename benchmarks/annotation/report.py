@@ -118,7 +118,8 @@ def plot(c: Curves, path: Path, metric: str = "mean") -> None:
     tasks = c.tasks_with(metric)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for row in c.rows:
+        palette = plt.get_cmap("tab20")  # one colour per row (the default cycle repeats after ten)
+        for i, row in enumerate(c.rows):
             xs, ms, sds = [], [], []
             for r in range(1, c.rounds + 1):
                 v = list(c.values(row, task, metric, r).values())
@@ -128,8 +129,9 @@ def plot(c: Curves, path: Path, metric: str = "mean") -> None:
                     sds.append(np.std(v))
             if xs:
                 ms_, sds_ = np.array(ms), np.array(sds)
-                ax.plot(xs, ms_, marker="o", ms=3, label=row)
-                ax.fill_between(xs, ms_ - sds_, ms_ + sds_, alpha=0.15)
+                colour = palette(i % 20)
+                ax.plot(xs, ms_, marker="o", ms=3, label=row, color=colour, linestyle="--" if "~" in row else "-")
+                ax.fill_between(xs, ms_ - sds_, ms_ + sds_, alpha=0.15, color=colour)
         ax.set_title(task)
         ax.set_xlabel("painted slices")
         ax.set_ylabel(METRICS[metric])
