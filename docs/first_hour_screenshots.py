@@ -12,33 +12,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from plugin_screenshots import LIVER, PAINTED, settle, wait_until  # the same sample, painting and waits
 
 DOCS = Path(__file__).resolve().parent
 LAPTOP = (1366, 768)
-LIVER, PAINTED = 5, (9, 15, 21)
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def settle(seconds: float = 0.8) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
 def plain(text: str) -> str:
@@ -58,7 +37,7 @@ def menu(window, *path: str):
 
 
 def shot(widget, name: str) -> None:
-    settle()
+    settle(0.8)
     path = DOCS / f"quick_{name}.png"
     widget.grab().save(str(path))
     print("saved", path)
