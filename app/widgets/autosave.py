@@ -25,12 +25,14 @@ class Autosaver(QObject):
 
     saved = Signal(object)  # Path
     failed = Signal(str)
+    edited = Signal()  # an undo or redo changed the layer (napari emits no paint event for those)
 
     def __init__(self, interval_s: float, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.dirty = False
         self.saving = False
         self._layer: Any | None = None
+        self._history: tuple[int, int] | None = None
         self._save_fn: Callable[[np.ndarray, Any], Path] | None = None
         self._context_fn: Callable[[], Any] = lambda: None
         self._timer = QTimer(self)
@@ -47,17 +49,31 @@ class Autosaver(QObject):
         self._layer, self._save_fn, self._context_fn = layer, save_fn, context_fn
         layer.events.paint.connect(self.mark_dirty)
         layer.events.data.connect(self.mark_dirty)
+        layer.events.set_data.connect(self._check_history)  # undo/redo refresh the layer, nothing more
+        self._history = _history_position(layer)
 
     def unwatch(self) -> None:
         if self._layer is not None:
             self._layer.events.paint.disconnect(self.mark_dirty)
             self._layer.events.data.disconnect(self.mark_dirty)
+            self._layer.events.set_data.disconnect(self._check_history)
         self._layer = self._save_fn = None
+
+    def _check_history(self, *_: Any) -> None:
+        """An undo or redo moves the layer along its edit history: save that too (and say so)."""
+        if self._layer is None:
+            return
+        position = _history_position(self._layer)
+        if position != self._history:
+            self._history = position
+            self.mark_dirty()
+            self.edited.emit()
 
     def mark_dirty(self, *_: Any) -> None:
         self.dirty = True
 
     def _on_timer(self) -> None:
+        self._check_history()
         if self.dirty and not self.saving:
             self.save_now()
 
@@ -83,3 +99,11 @@ class Autosaver(QObject):
 
         start_worker(save_fn, array, context, _connect={"returned": done, "errored": error})
         return True
+
+
+def _history_position(layer: Any) -> tuple[int, int]:
+    """Where a labels layer stands in its undo/redo history: (undo steps, redo steps). Paint, undo and redo
+    each change it; slicing and redraws do not. napari keeps the queues private, so unknown layers give (0, 0)
+    and rely on the paint and data events alone."""
+    real = getattr(layer, "__wrapped__", layer)  # the plugin proxy refuses private attributes
+    return len(getattr(real, "_undo_history", ())), len(getattr(real, "_redo_history", ()))

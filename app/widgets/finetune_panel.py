@@ -146,6 +146,7 @@ class FinetunePanel(QWidget):
         self.form.opacity.changed.connect(self._set_opacity)
         self.autosaver.saved.connect(lambda p: self.status.info(f"annotations saved: {Path(p).name}"))
         self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
+        self.autosaver.edited.connect(self._after_undo_or_redo)
         r = self.runner
         r.progress.connect(self.progress.set_progress)
         r.progress.connect(self._on_progress)
@@ -272,6 +273,11 @@ class FinetunePanel(QWidget):
         else:
             self.strip.set_states(slice_states(chosen.data.shape[0], set(done), set(), set())
                                   if chosen is not None and chosen.ndim == 3 else [], None)
+
+    def _after_undo_or_redo(self) -> None:
+        """Ctrl-Z / Ctrl-Shift-Z emit no paint event: redraw the strip and the preview's hidden slices."""
+        if self._annotated_throttle is not None:
+            self._annotated_throttle.request()
 
     def _current(self, layer: Any) -> int | None:
         return current_slice(self.viewer, layer) if layer is not None and layer.ndim == 3 else None

@@ -133,10 +133,10 @@ class PreviewController(QObject):
         k = current_slice(self.viewer, annotations)
         if preview is None or not tied.same_layer(image, self.image) or k not in self.predicted | self.interpolated:
             return False, f"Slice {k} has no prediction yet: fine-tune first (or wait for the whole-volume preview)."
-        annotations.data[k] = self.values[k].astype(annotations.data.dtype)
-        annotations.refresh()
+        accept_into(annotations, k, self.values[k])
         self.hide_painted()
-        return True, f"Slice {k}: preview accepted into the annotations; correct it if needed."
+        return True, (f"Slice {k}: preview accepted into the annotations; correct it if needed "
+                      "(Ctrl-Z undoes the Accept).")
 
     def hide_painted(self) -> None:
         """Blank the preview on painted slices, show it again where the paint was erased (kept in ``values``)."""
@@ -158,3 +158,12 @@ class PreviewController(QObject):
     def shown_slices(self) -> set[int]:
         """The predicted (or first-guess) slices the layer shows (not hidden under a painted one)."""
         return (self.predicted | self.interpolated) - self._hidden
+
+
+def accept_into(annotations: Any, k: int, values: np.ndarray) -> None:
+    """Write ``values`` into slice ``k`` of a labels layer as one edit of its history, so napari's undo
+    (Ctrl-Z) takes an Accept back like a paint stroke; only the pixels that change are recorded."""
+    new = np.asarray(values).astype(annotations.data.dtype, copy=False)
+    rows, cols = np.nonzero(np.asarray(annotations.data[k]) != new)
+    if rows.size:
+        annotations.data_setitem((np.full(rows.shape, k), rows, cols), new[rows, cols])

@@ -25,6 +25,35 @@ def test_two_painted_slices_show_the_interpolation_between_them_at_once(make_nap
     panel.accept_button.click()  # a guessed slice can be accepted like a predicted one
     assert not panel.status.is_error
     np.testing.assert_array_equal(annotations.data[12], guessed)
+    assert "Ctrl-Z" in panel.status.text()
+    panel.shutdown()
+
+
+def test_accept_is_one_undo_step_and_the_undo_is_autosaved(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    panel._show_annotated()
+    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)
+    preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
+    guessed = np.array(preview.data[12])
+    show_slice(viewer, annotations, 12)
+    panel.accept_button.click()
+    np.testing.assert_array_equal(annotations.data[12], guessed)
+    qtbot.waitUntil(lambda: not preview.data[12].any(), timeout=5_000)  # painted now: the preview steps aside
+    panel.autosaver.dirty = False
+
+    annotations.undo()  # what napari's Ctrl-Z does on the labels layer
+    assert not annotations.data[12].any()  # the slice as it was before Accept, in one step
+    assert (annotations.data[15] == 1).sum() > 100  # the painted slices untouched
+    assert panel.autosaver.dirty  # the undo reaches the project file like any stroke
+    qtbot.waitUntil(lambda: (preview.data[12] == guessed).all(), timeout=5_000)  # the guess shows again
+    assert panel.strip.states[12] != "painted"
+
+    panel.autosaver.dirty = False
+    annotations.redo()
+    np.testing.assert_array_equal(annotations.data[12], guessed)
+    assert panel.autosaver.dirty
     panel.shutdown()
 
 
