@@ -16,6 +16,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 ANNOTATIONS = "annotations"
 PREVIEW = "preview"
+UNCERTAINTY = "uncertainty"  # an image layer (not labels): the model's per-voxel entropy, 0 sure .. 1 uniform
 PREVIEW_CONTOUR = 2  # pixels of outline a preview is drawn with
 
 
@@ -80,3 +81,20 @@ def set_slices(layer: Any, slices: list[int], masks: list[np.ndarray]) -> list[i
     if written:
         layer.refresh()
     return written
+
+
+def show_uncertainty(viewer: Any, image: Any, entropy: np.ndarray) -> Any:
+    """The image's uncertainty layer, created on its grid and placement or refilled: bright where the model
+    hesitates between classes, dark where it is sure (additive, so the scan stays readable under it)."""
+    layer = find_layer(viewer, image, UNCERTAINTY)
+    data = np.asarray(entropy, dtype=np.float32)
+    if layer is not None and tuple(layer.data.shape) == data.shape:
+        layer.data = data
+        layer.visible = True
+        return layer
+    if layer is not None:
+        viewer.layers.remove(layer)
+    metadata = tied_metadata(image, UNCERTAINTY, [])
+    return viewer.add_image(data, name=layer_name(image, UNCERTAINTY), affine=layer_affine(image),
+                            metadata=metadata, colormap="inferno", contrast_limits=(0.0, 1.0),
+                            blending="additive", opacity=0.6)

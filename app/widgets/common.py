@@ -196,7 +196,7 @@ class LayerChooser(QComboBox):
 
     def layers(self) -> list[Any]:
         return [layer for layer in self.viewer.layers
-                if type(layer).__name__.lower() == self.kind and self._accept(layer)]
+                if type(layer).__name__.lower() == self.kind and not _derived(layer) and self._accept(layer)]
 
     def refresh(self, *_: Any) -> None:
         current = self.currentText()
@@ -217,3 +217,10 @@ class LayerChooser(QComboBox):
     def disconnect_viewer(self) -> None:
         for name in ("inserted", "removed", "reordered"):
             getattr(self.viewer.layers.events, name).disconnect(self.refresh)
+
+
+def _derived(layer: Any) -> bool:
+    """A layer GCL Studio derived from a scan that is not itself something to annotate or export: the model's
+    uncertainty map (an image layer, so it would otherwise be offered as a scan)."""
+    metadata = getattr(layer, "metadata", None) or {}
+    return metadata.get("gcl_role") == "uncertainty"

@@ -19,6 +19,7 @@ from gcl_app.layers import META_KEY, geometry_of, layer_affine, volume_of_layer
 from gcl_app.project import Project
 from gcl_app.services import JobRunner
 from gcl_app.widgets import annotation_layers as tied
+from gcl_app.widgets import panel_actions
 from gcl_app.widgets.autosave import Autosaver
 from gcl_app.widgets.class_list import ClassList
 from gcl_app.widgets.common import EtaProgress, LayerChooser, StatusLine, Throttle, start_worker
@@ -39,7 +40,7 @@ from gcl_engine import api
 
 _CONTEXT_TIMERS = API_NAME.startswith("PySide")  # singleShot(ms, context, fn): dropped with the panel
 
-SHORTCUTS = {"next": "Shift-N", "finetune": "Shift-F", "accept": "Shift-A", "toggle_preview": "Shift-V"}
+SHORTCUTS = panel_actions.DEFAULT_KEYS  # the defaults; napari's Preferences > Shortcuts rebinds them
 HOW_TO_PAINT = (
     "How to paint: choose a class in the list (its number is the label), select the annotations layer, "
     "press P (or the brush in the layer controls) and paint; press Z (pan/zoom) to move around without painting. "
@@ -87,21 +88,20 @@ class FinetunePanel(QWidget):
         self.annotate_button.setToolTip("Create (or restore from the project) the annotation layer of the image")
         self.classes = ClassList(parent=self)
         self.form = FinetuneForm()
-        self.finetune_button = QPushButton(f"Fine-tune [{SHORTCUTS['finetune']}]", self)
+        self.finetune_button = QPushButton("Fine-tune", self)  # the key bound now is added (_label_buttons)
         self.cancel_button = QPushButton("Cancel", self)
-        self.accept_button = QPushButton(f"Accept preview slice [{SHORTCUTS['accept']}]", self)
-        self.next_button = QPushButton(f"Next slice to paint [{SHORTCUTS['next']}]", self)
+        self.accept_button = QPushButton("Accept preview slice", self)
+        self.next_button = QPushButton("Next slice to paint", self)
         self.suggested_next = QCheckBox("Next goes to the suggested slice", self)
         self.suggested_next.setChecked(True)
         self.suggested_next.setToolTip("After each fine-tune the model ranks the unpainted slices (the middle of "
                                        "the largest gap between painted slices and the ends of the structures). "
                                        "Untick to go to the next unpainted slice in index order instead.")
         self.suggestions = SuggestionView(self)
-        self.finetune_button.setToolTip(f"Train on the painted slices in the background ({SHORTCUTS['finetune']})")
-        self.accept_button.setToolTip(f"Copy the predicted slice in view into the annotations "
-                                      f"({SHORTCUTS['accept']})")
-        self.next_button.setToolTip(f"Go to the suggested slice, or the next slice without annotations "
-                                    f"({SHORTCUTS['next']})")
+        self.show_uncertainty = QCheckBox("Show uncertainty", self)
+        self.show_uncertainty.setToolTip("An overlay of the model's uncertainty (entropy over the classes): bright "
+                                         "where it hesitates, dark where it is sure. Updated with each whole-volume "
+                                         "preview; the slices bright along a structure's edge are worth a look.")
         self.progress = EtaProgress(self)
         self.annotated_label = QLabel("", self)
         self.annotated_label.setWordWrap(True)
@@ -121,7 +121,8 @@ class FinetunePanel(QWidget):
         layout = QVBoxLayout(scroll_body(self))
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
                      actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
-                     self.strip, self.status, self.suggested_next, self.suggestions, self.hint, self.form.native):
+                     self.strip, self.status, self.suggested_next, self.show_uncertainty, self.suggestions, self.hint,
+                     self.form.native):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
             else:
@@ -135,6 +136,7 @@ class FinetunePanel(QWidget):
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.accept_button.clicked.connect(self.accept_preview)
         self.next_button.clicked.connect(self.go_next_unannotated)
+        self.show_uncertainty.toggled.connect(self._toggle_uncertainty)
         self.classes.changed.connect(self._apply_classes)
         self.image_chooser.currentIndexChanged.connect(self._show_annotated)
         self.strip.clicked.connect(self._go_to_slice)
@@ -159,10 +161,27 @@ class FinetunePanel(QWidget):
         r.failed.connect(self._on_failed)
 
     def _bind_keys(self) -> None:
-        actions = {"next": self.go_next_unannotated, "finetune": self.finetune, "accept": self.accept_preview,
-                   "toggle_preview": self.toggle_preview}
-        for name, action in actions.items():
-            self.viewer.bind_key(SHORTCUTS[name], lambda _viewer, fn=action: fn(), overwrite=True)
+        """The shortcuts are napari actions (rebindable in Preferences > Shortcuts); the buttons show the key
+        bound now and follow a rebinding."""
+        panel_actions.register(self.viewer, {"next": self.go_next_unannotated, "finetune": self.finetune,
+                                             "accept": self.accept_preview, "toggle_preview": self.toggle_preview})
+        self._label_buttons()
+        panel_actions.on_change(self._label_buttons, until=self.destroyed)
+
+    def _label_buttons(self) -> None:
+        keys = {short: panel_actions.current_key(short) for short in SHORTCUTS}
+
+        def tagged(text: str, short: str) -> str:
+            return f"{text} [{keys[short]}]" if keys[short] else text
+
+        self.finetune_button.setText(tagged("Fine-tune", "finetune"))
+        self.accept_button.setText(tagged("Accept preview slice", "accept"))
+        self.next_button.setText(tagged("Next slice to paint", "next"))
+        self.finetune_button.setToolTip(tagged("Train on the painted slices in the background", "finetune"))
+        self.accept_button.setToolTip(tagged("Copy the predicted slice in view into the annotations "
+                                             "(Ctrl-Z undoes it)", "accept"))
+        self.next_button.setToolTip(tagged("Go to the suggested slice, or the next slice without annotations",
+                                           "next"))
 
     # --- layers ---------------------------------------------------------------------------
 
@@ -334,6 +353,29 @@ class FinetunePanel(QWidget):
         annotations = self.layer(tied.ANNOTATIONS)
         if annotations is not None:
             self.viewer.layers.selection.active = annotations
+
+    def _toggle_uncertainty(self, on: bool) -> None:
+        """On: show the current model's uncertainty (predicting the volume once if it has none yet); off: hide it
+        and stop computing it (a prediction without it is faster)."""
+        self.previews.with_uncertainty = bool(on)
+        layer = self.layer(tied.UNCERTAINTY)
+        model = self.project.current_model()
+        if not on:
+            if layer is not None:
+                layer.visible = False
+            return
+        if layer is not None and self.previews.uncertainty_shown_for == (str(model) if model else None):
+            layer.visible = True
+            return
+        if model is None or self.image is None:
+            self.status.info("The uncertainty is shown with the first whole-volume preview (fine-tune first).")
+            return
+        if self.runner.running:
+            self.status.info("The uncertainty is shown with the whole-volume preview at the end of this fine-tune.")
+            return
+        self.progress.busy("predicting the whole volume with its uncertainty …")
+        self.previews.begin(self.image)
+        self.previews.predict(str(model), str(self.form.device.value), self.classes.names(), self._on_prediction)
 
     def toggle_preview(self) -> None:
         preview = self.layer(tied.PREVIEW)
@@ -539,8 +581,7 @@ class FinetunePanel(QWidget):
             layer = self.layer(tied.ANNOTATIONS)
             if layer is not None:
                 self.project.save_annotations_from(np.asarray(layer.data), self._save_context())
-        for key in SHORTCUTS.values():
-            self.viewer.bind_key(key, None, overwrite=True)
+        panel_actions.unregister(self.viewer)
         self.viewer.dims.events.point.disconnect(self._update_strip_mark)
         self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
         self.project.remove_listener(self._on_project)

@@ -21,9 +21,10 @@ from qtpy.QtCore import QObject, Signal
 from gcl_engine import api
 
 
-def predict_volume(model: str, volume: api.Volume, device: str) -> api.Prediction:
-    """Whole-volume prediction (a thread worker runs this: seconds, not minutes)."""
-    return api.Segmenter.load(model, api.PredictConfig(device=device)).predict(volume)
+def predict_volume(model: str, volume: api.Volume, device: str, uncertainty: bool = False) -> api.Prediction:
+    """Whole-volume prediction (a thread worker runs this: seconds, not minutes); with ``uncertainty`` also the
+    per-voxel entropy over the classes (every class's map is then resampled: slower, so only when shown)."""
+    return api.Segmenter.load(model, api.PredictConfig(device=device)).predict(volume, keep_uncertainty=uncertainty)
 
 
 class PreviewController(QObject):
@@ -41,6 +42,8 @@ class PreviewController(QObject):
         self.values: np.ndarray | None = None  # the prediction, also where the layer hides it (painted slices)
         self.painted: Callable[[], set[int]] = set
         self._hidden: set[int] = set()
+        self.with_uncertainty = False  # the panel's "Show uncertainty": whole-volume predictions keep the entropy
+        self.uncertainty_shown_for: str | None = None  # the model whose uncertainty the layer holds
         self._pending: dict[int, np.ndarray] = {}
         self._throttle = Throttle(self._apply_pending, 250, self)
 
@@ -111,6 +114,9 @@ class PreviewController(QObject):
         self.flush()
 
         def show(prediction: api.Prediction) -> None:
+            if prediction.uncertainty is not None:
+                tied.show_uncertainty(self.viewer, image, prediction.uncertainty)
+                self.uncertainty_shown_for = model
             preview = tied.ensure_layer(self.viewer, image, tied.PREVIEW, names)
             labels = prediction.labels
             if tuple(labels.shape) == tuple(preview.data.shape):
@@ -124,7 +130,7 @@ class PreviewController(QObject):
             after()
             self.updated.emit("volume")
 
-        start_worker(predict_volume, model, volume_of_layer(image), device,
+        start_worker(predict_volume, model, volume_of_layer(image), device, self.with_uncertainty,
                      _connect={"returned": show, "errored": lambda e: self.failed.emit(f"Prediction failed: {e}")})
 
     def accept(self, annotations: Any, image: Any) -> tuple[bool, str]:

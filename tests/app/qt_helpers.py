@@ -8,6 +8,7 @@ unlike a time limit on the event loop (``benchmarks/ui_responsiveness.py`` measu
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -102,3 +103,29 @@ def menu_action(window: Any, *path: str) -> Any:
         menu.aboutToShow.emit()  # napari fills some menus (Plugins, Open Sample) as they open
         actions = menu.actions()
     raise AssertionError("empty menu path")
+
+
+def press_shortcut(viewer: Any, key: str) -> bool:
+    """Press ``key`` the way napari dispatches a key typed into the canvas (its keymap handler: the viewer's
+    and the active layer's bindings, class and instance); True when something was bound to it."""
+    handler = viewer.window._qt_viewer._key_map_handler
+    pressed = handler.press_key(key)
+    handler.release_key(key)
+    return pressed
+
+
+def release(qtbot, windows: list) -> None:
+    """Close and delete the windows now (emptying the list). A window is in reference cycles (its panels point
+    back at it): left to a later full collection, its QtViewer fails the next ``make_napari_viewer``, which
+    counts live QtViewer instances after a partial one."""
+    import shiboken6
+
+    while windows:
+        window = windows.pop()
+        if window.isVisible():
+            window.close()
+        window.deleteLater()
+        qtbot.waitUntil(lambda w=window: not shiboken6.isValid(w), timeout=30_000)
+        del window
+    qtbot.wait(50)
+    gc.collect()

@@ -95,3 +95,23 @@ def test_after_a_model_shift_n_goes_to_the_suggested_slice(make_napari_viewer, q
     panel.next_button.click()
     assert current_slice(viewer, annotations) == next_unannotated(annotations.data, 0)
     panel.shutdown()
+
+
+def test_the_uncertainty_overlay_follows_the_toggle_and_the_model(make_napari_viewer, qtbot, tiny_model):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    paint_liver(panel, viewer)
+    panel.project.update(model=str(tiny_model))
+    assert tied.find_layer(viewer, panel.image, tied.UNCERTAINTY) is None  # off by default: nothing computed
+    panel.show_uncertainty.setChecked(True)  # predicts the volume once, keeping the entropy
+    qtbot.waitUntil(lambda: tied.find_layer(viewer, panel.image, tied.UNCERTAINTY) is not None, timeout=60_000)
+    layer = tied.find_layer(viewer, panel.image, tied.UNCERTAINTY)
+    data = np.asarray(layer.data)
+    assert data.shape == panel.image.data.shape and 0.0 <= data.min() and data.max() <= 1.0 and data.max() > 0
+    np.testing.assert_allclose(layer.affine.affine_matrix, panel.image.affine.affine_matrix)  # on the scan
+    assert layer.name not in [panel.image_chooser.itemText(i) for i in range(panel.image_chooser.count())]
+    panel.show_uncertainty.setChecked(False)
+    assert not layer.visible and not panel.previews.with_uncertainty
+    panel.show_uncertainty.setChecked(True)  # the same model: shown again without predicting again
+    assert layer.visible
+    panel.shutdown()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from gcl_app.widgets import annotation_layers as tied
 from gcl_app.widgets.finetune_panel import SHORTCUTS, FinetunePanel
+from gcl_app.widgets.panel_actions import action_name
 from gcl_app.widgets.slices import current_slice, show_slice
 
 from gcl_engine import api
-from tests.app.qt_helpers import UiThreadWatch
+from tests.app.qt_helpers import UiThreadWatch, press_shortcut
 
 LIVER = 5
 PAINTED = (8, 15, 22)
@@ -142,14 +144,59 @@ def test_shortcuts_move_and_are_listed_in_tooltips(make_napari_viewer):
     panel = open_sample(viewer)
     annotations = paint_liver(panel, viewer)
     show_slice(viewer, annotations, 14)
-    bound = {str(key): func for key, func in viewer.keymap.items()}
-    [next_key] = [k for k in bound if k.replace("+", "-").lower() == SHORTCUTS["next"].lower()]
-    bound[next_key](viewer)
+    assert press_shortcut(viewer, SHORTCUTS["next"])
     assert current_slice(viewer, annotations) == 16  # 15 is painted
     assert SHORTCUTS["next"] in panel.next_button.toolTip()
     assert SHORTCUTS["finetune"] in panel.finetune_button.toolTip()
     assert SHORTCUTS["accept"] in panel.accept_button.toolTip()
     panel.shutdown()
+
+
+@pytest.fixture
+def restore_default_keys():
+    """napari's action manager is one per process: give the panel's actions their default keys back."""
+    yield
+    from napari.utils.action_manager import action_manager
+
+    for short, key in SHORTCUTS.items():
+        action_manager.unbind_shortcut(action_name(short))
+        action_manager.bind_shortcut(action_name(short), key)
+
+
+def test_a_rebound_shortcut_works_and_the_buttons_show_it(make_napari_viewer, restore_default_keys):
+    from napari.utils.action_manager import action_manager
+
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    annotations = paint_liver(panel, viewer)
+    show_slice(viewer, annotations, 14)
+    assert action_name("next") in action_manager._actions  # listed in Preferences > Shortcuts
+    # what napari's Preferences > Shortcuts does when the user types a new key for the action
+    action_manager.unbind_shortcut(action_name("next"))
+    action_manager.bind_shortcut(action_name("next"), "Shift-M")
+    assert "Shift-M" in panel.next_button.text() and "Shift-N" not in panel.next_button.text()
+    assert not press_shortcut(viewer, "Shift-N")  # the old key is free for the user's other uses
+    assert press_shortcut(viewer, "Shift-M")
+    assert current_slice(viewer, annotations) == 16
+    panel.shutdown()
+
+
+def test_a_key_saved_in_napari_settings_wins_over_the_default(make_napari_viewer, restore_default_keys):
+    from napari.settings import get_settings
+
+    viewer = make_napari_viewer()
+    shortcuts = dict(get_settings().shortcuts.shortcuts)
+    shortcuts[action_name("finetune")] = ["Shift-T"]
+    get_settings().shortcuts.shortcuts = shortcuts
+    viewer.window._qt_viewer._bind_shortcuts()  # what a napari start does with the saved settings
+    panel = open_sample(viewer)
+    assert "Shift-T" in panel.finetune_button.text() and "Shift-F" not in panel.finetune_button.text()
+    calls = []
+    panel.finetune = lambda: calls.append("finetune")
+    panel._bind_keys()  # the handlers read the panel's methods when registered
+    assert press_shortcut(viewer, "Shift-T") and calls == ["finetune"]
+    panel.shutdown()
+    assert press_shortcut(viewer, "Shift-T") and calls == ["finetune"]  # closed panel: the key does nothing
 
 
 def test_class_colours_apply_to_the_annotation_layer(make_napari_viewer):

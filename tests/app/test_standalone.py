@@ -20,6 +20,7 @@ from gcl_app.widgets import annotation_layers as tied
 from qtpy.QtCore import Qt
 
 from gcl_engine import api
+from tests.app.qt_helpers import release
 from tests.app.synthetic import synthetic_ct, write_scan
 
 READY_MS = 60_000
@@ -83,9 +84,7 @@ def make_window(qtbot, dirs):
         return window
 
     yield make
-    for window in windows:
-        if window.isVisible():
-            window.close()
+    release(qtbot, windows)  # closed and deleted now: a live QtViewer would fail a later make_napari_viewer
 
 
 @pytest.fixture

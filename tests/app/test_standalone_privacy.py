@@ -9,7 +9,6 @@ layer names, status lines, recent projects and session notes.
 
 from __future__ import annotations
 
-import gc
 import logging
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gcl_app.standalone.sessions import CONFIG_ENV
 from gcl_app.widgets import annotation_layers as tied
 
 from gcl_engine import api
+from tests.app.qt_helpers import release
 from tests.app.synthetic import TINY
 from tests.app.test_standalone import ScriptedPrompts, wait_ready
 from tests.reliability.dicom_factory import SECRETS, write_series
@@ -66,23 +66,6 @@ def standalone_windows(qtbot, tmp_path: Path, monkeypatch):
     make.release = lambda: release(qtbot, windows)  # close and delete every window made so far
     yield make
     release(qtbot, windows)
-
-
-def release(qtbot, windows: list) -> None:
-    """Close and delete the windows now (emptying the list). A window is in reference cycles (its panels point
-    back at it): left to a later full collection, its QtViewer fails the next ``make_napari_viewer``, which
-    counts live QtViewer instances after a partial one."""
-    import shiboken6
-
-    while windows:
-        window = windows.pop()
-        if window.isVisible():
-            window.close()
-        window.deleteLater()
-        qtbot.waitUntil(lambda w=window: not shiboken6.isValid(w), timeout=30_000)
-        del window
-    qtbot.wait(50)
-    gc.collect()
 
 
 @pytest.fixture
