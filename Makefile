@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # The CPU build of torch (a pinned release lies on disk here; an open range pulls a multi-GB CUDA build).
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# test processes: the engine runs torch on one thread per process, so two workers fill a 2-core machine;
+# loadfile keeps a file's tests (and its session fixtures) in one worker
+TEST_WORKERS ?= 2
 XVFB := $(shell command -v xvfb-run 2>/dev/null)
 
 .PHONY: venv demo test lint app bench soak bundle clean sysdeps
@@ -35,7 +38,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 test: venv sysdeps lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 demo: venv
 	$(BIN)/python -m gcl_engine.demo --out demo_output

@@ -95,6 +95,10 @@ def show_uncertainty(viewer: Any, image: Any, entropy: np.ndarray) -> Any:
     if layer is not None:
         viewer.layers.remove(layer)
     metadata = tied_metadata(image, UNCERTAINTY, [])
-    return viewer.add_image(data, name=layer_name(image, UNCERTAINTY), affine=layer_affine(image),
-                            metadata=metadata, colormap="inferno", contrast_limits=(0.0, 1.0),
-                            blending="additive", opacity=0.6)
+    active = viewer.layers.selection.active  # napari selects a new layer: the brush must stay where it was
+    layer = viewer.add_image(data, name=layer_name(image, UNCERTAINTY), affine=layer_affine(image),
+                             metadata=metadata, colormap="inferno", contrast_limits=(0.0, 1.0),
+                             blending="additive", opacity=0.6)
+    if active is not None:
+        viewer.layers.selection.active = active
+    return layer

@@ -110,6 +110,7 @@ def test_the_uncertainty_overlay_follows_the_toggle_and_the_model(make_napari_vi
     assert data.shape == panel.image.data.shape and 0.0 <= data.min() and data.max() <= 1.0 and data.max() > 0
     np.testing.assert_allclose(layer.affine.affine_matrix, panel.image.affine.affine_matrix)  # on the scan
     assert layer.name not in [panel.image_chooser.itemText(i) for i in range(panel.image_chooser.count())]
+    assert tied.same_layer(viewer.layers.selection.active, panel.layer(tied.ANNOTATIONS))  # the brush stays there
     panel.show_uncertainty.setChecked(False)
     assert not layer.visible and not panel.previews.with_uncertainty
     panel.show_uncertainty.setChecked(True)  # the same model: shown again without predicting again

@@ -1,0 +1,59 @@
+"""Screenshot for docs/quick_start.md: the model's uncertainty overlay in the napari plugin, at 1366x768.
+
+Run under an X server:
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python docs/uncertainty_screenshot.py
+Opened as a user opens it (File > Open Sample, Plugins > GCL Studio > Annotate & fine-tune); three liver
+slices painted (taken from the sample's reference labels), a short real fine-tune from no pre-training, then
+*Show uncertainty* ticked. Writes docs/quick_4d_uncertainty.png.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from first_hour_screenshots import LAPTOP, menu, shot
+from plugin_screenshots import LIVER, PAINTED, wait_until
+
+
+def main() -> int:
+    os.environ["GCL_STUDIO_PROJECT"] = str(Path(tempfile.mkdtemp(prefix="gcl_uncertainty_")) / "project")
+    import napari
+    from gcl_app.widgets import annotation_layers as tied
+    from gcl_app.widgets.slices import show_slice
+
+    viewer = napari.Viewer(show=True, title="napari with GCL Studio")
+    window = viewer.window._qt_window
+    window.resize(*LAPTOP)
+    menu(window, "File", "Open Sample", "Abdominal CT with reference labels (GCL Studio)")
+    wait_until(lambda: "sample CT" in viewer.layers, 60, "the sample CT")
+    viewer.layers["reference labels"].visible = False
+    menu(window, "Plugins", "GCL Studio", "Annotate & fine-tune (GCL Studio)")
+    wait_until(lambda: "Annotate & fine-tune (GCL Studio)" in viewer.window.dock_widgets, 30, "the Annotate panel")
+    panel = viewer.window.dock_widgets["Annotate & fine-tune (GCL Studio)"]
+    panel.image_chooser.setCurrentText("sample CT")
+    panel.annotate_button.click()
+    panel.classes.set_names(["background", "liver"])
+    annotations = panel.layer("annotations")
+    reference = viewer.layers["reference labels"].data
+    for k in PAINTED:  # what a user paints with the brush, taken from the reference for the picture
+        annotations.data[k] = (reference[k] == LIVER).astype(annotations.data.dtype)
+    annotations.data = annotations.data
+    panel.form.steps.value = 60
+    updates: list[str] = []
+    panel.preview_updated.connect(updates.append)
+    panel.finetune_button.click()
+    wait_until(lambda: "volume" in updates, 900, "the whole-volume preview")
+    panel.show_uncertainty.setChecked(True)
+    wait_until(lambda: tied.find_layer(viewer, panel.image, tied.UNCERTAINTY) is not None, 300, "the uncertainty")
+    show_slice(viewer, annotations, 12)
+    shot(window, "4d_uncertainty")
+    panel.shutdown()
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
