@@ -59,7 +59,8 @@ def ensure_layer(viewer: Any, image: Any, role: str, names: list[str], data: np.
                               metadata=tied_metadata(image, role, names), opacity=opacity)
     if role == PREVIEW:
         layer.editable = False
-        layer.contour = PREVIEW_CONTOUR  # an outline: never mistaken for the filled annotations under it
+        # an outline: never mistaken for the filled annotations under it (napari draws none in 3D: filled there)
+        layer.contour = PREVIEW_CONTOUR if viewer.dims.ndisplay == 2 else 0
     return layer
 
 

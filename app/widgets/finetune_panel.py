@@ -98,6 +98,10 @@ class FinetunePanel(QWidget):
                                        "the largest gap between painted slices and the ends of the structures). "
                                        "Untick to go to the next unpainted slice in index order instead.")
         self.suggestions = SuggestionView(self)
+        self.view_3d = QCheckBox("3D view", self)
+        self.view_3d.setToolTip("Render the scan, the annotations and the whole-volume preview in 3D (napari's "
+                                "3D view; the preview is drawn filled there, as napari draws no outlines in 3D). "
+                                "Untick to paint again: painting happens on 2D slices.")
         self.show_uncertainty = QCheckBox("Show uncertainty", self)
         self.show_uncertainty.setToolTip("An overlay of the model's uncertainty (entropy over the classes): bright "
                                          "where it hesitates, dark where it is sure. Updated with each whole-volume "
@@ -118,10 +122,14 @@ class FinetunePanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.cancel_button)
+        views = QHBoxLayout()  # what the viewer shows of the model: side by side, to keep the dock short
+        views.addWidget(self.show_uncertainty)
+        views.addWidget(self.view_3d)
+        views.addStretch(1)
         layout = QVBoxLayout(scroll_body(self))
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
                      actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
-                     self.strip, self.status, self.suggested_next, self.show_uncertainty, self.suggestions, self.hint,
+                     self.strip, self.status, self.suggested_next, views, self.suggestions, self.hint,
                      self.form.native):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
@@ -137,6 +145,8 @@ class FinetunePanel(QWidget):
         self.accept_button.clicked.connect(self.accept_preview)
         self.next_button.clicked.connect(self.go_next_unannotated)
         self.show_uncertainty.toggled.connect(self._toggle_uncertainty)
+        self.view_3d.toggled.connect(lambda on: setattr(self.viewer.dims, "ndisplay", 3 if on else 2))
+        self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)  # napari's own 2D/3D button too
         self.classes.changed.connect(self._apply_classes)
         self.image_chooser.currentIndexChanged.connect(self._show_annotated)
         self.strip.clicked.connect(self._go_to_slice)
@@ -353,6 +363,17 @@ class FinetunePanel(QWidget):
         annotations = self.layer(tied.ANNOTATIONS)
         if annotations is not None:
             self.viewer.layers.selection.active = annotations
+
+    def _on_ndisplay(self, *_: Any) -> None:
+        """Keep the checkbox and the preview's drawing in step with the viewer's 2D/3D mode."""
+        three_d = self.viewer.dims.ndisplay == 3
+        if self.view_3d.isChecked() != three_d:
+            self.view_3d.blockSignals(True)
+            self.view_3d.setChecked(three_d)
+            self.view_3d.blockSignals(False)
+        preview = self.layer(tied.PREVIEW)
+        if preview is not None:
+            preview.contour = 0 if three_d else tied.PREVIEW_CONTOUR
 
     def _toggle_uncertainty(self, on: bool) -> None:
         """On: show the current model's uncertainty (predicting the volume once if it has none yet); off: hide it
@@ -583,5 +604,6 @@ class FinetunePanel(QWidget):
                 self.project.save_annotations_from(np.asarray(layer.data), self._save_context())
         panel_actions.unregister(self.viewer)
         self.viewer.dims.events.point.disconnect(self._update_strip_mark)
+        self.viewer.dims.events.ndisplay.disconnect(self._on_ndisplay)
         self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
         self.project.remove_listener(self._on_project)

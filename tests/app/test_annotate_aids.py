@@ -116,3 +116,20 @@ def test_the_uncertainty_overlay_follows_the_toggle_and_the_model(make_napari_vi
     panel.show_uncertainty.setChecked(True)  # the same model: shown again without predicting again
     assert layer.visible
     panel.shutdown()
+
+
+def test_the_3d_toggle_renders_the_preview_filled_and_follows_napari(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel = open_sample(viewer)
+    paint_liver(panel, viewer)
+    panel._show_annotated()
+    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)  # a preview layer exists
+    preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
+    assert preview.contour == tied.PREVIEW_CONTOUR
+    panel.view_3d.setChecked(True)
+    assert viewer.dims.ndisplay == 3 and preview.contour == 0  # napari draws no outline in 3D
+    viewer.dims.ndisplay = 2  # napari's own 2D/3D button
+    assert not panel.view_3d.isChecked() and preview.contour == tied.PREVIEW_CONTOUR
+    viewer.dims.ndisplay = 3
+    assert panel.view_3d.isChecked()
+    panel.shutdown()
