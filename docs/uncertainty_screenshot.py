@@ -4,7 +4,8 @@ Run under an X server:
     xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python docs/uncertainty_screenshot.py
 Opened as a user opens it (File > Open Sample, Plugins > GCL Studio > Annotate & fine-tune); three liver
 slices painted (taken from the sample's reference labels), a short real fine-tune from no pre-training, then
-*Show uncertainty* ticked, then the 3D view. Writes docs/quick_4d_uncertainty.png and quick_4e_3d.png.
+*Show uncertainty* ticked, then the 3D view. Writes docs/quick_4d_uncertainty.png,
+quick_4f_finetune_curve.png (the panel scrolled to its fine-tuning curve) and quick_4e_3d.png.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main() -> int:
     wait_until(lambda: tied.find_layer(viewer, panel.image, tied.UNCERTAINTY) is not None, 300, "the uncertainty")
     show_slice(viewer, annotations, 12)
     shot(window, "4d_uncertainty")
+    panel.curve.flush()
+    panel.scroll_area.ensureWidgetVisible(panel.curve, 0, 0)  # the user scrolls down to the curve
+    shot(window, "4f_finetune_curve")
+    panel.scroll_area.verticalScrollBar().setValue(0)
     panel.show_uncertainty.setChecked(False)
     viewer.layers["sample CT"].visible = False  # the structures alone, as a user looks at them in 3D
     panel.view_3d.setChecked(True)

@@ -27,6 +27,7 @@ from gcl_app.widgets.docking import scroll_body
 from gcl_app.widgets.finetune_form import FinetuneForm, annotation_problem
 from gcl_app.widgets.first_guess import FirstGuess, Guess
 from gcl_app.widgets.fit_warning import FitWarning
+from gcl_app.widgets.loss_plot import LossPlot
 from gcl_app.widgets.pretrain_form import start_device_probe
 from gcl_app.widgets.preview import PreviewController
 from gcl_app.widgets.slice_strip import SliceStrip, connect_dims, slice_states
@@ -98,6 +99,12 @@ class FinetunePanel(QWidget):
                                        "the largest gap between painted slices and the ends of the structures). "
                                        "Untick to go to the next unpainted slice in index order instead.")
         self.suggestions = SuggestionView(self)
+        self.curve = LossPlot(self, conflict_axis=False, min_height=150)  # this round's loss
+        self.curve.setToolTip("The loss of the fine-tune running now (or the last one), step by step: it should "
+                              "fall and flatten. It restarts with each Fine-tune.")
+        self.heldout_label = QLabel("", self)  # each round checks the model before it on the slices painted since
+        self.heldout_label.setWordWrap(True)
+        self.heldout: list[tuple[float, int]] = []  # (Dice, slices) per round, in order
         self.view_3d = QCheckBox("3D view", self)
         self.view_3d.setToolTip("Render the scan, the annotations and the whole-volume preview in 3D (napari's "
                                 "3D view; the preview is drawn filled there, as napari draws no outlines in 3D). "
@@ -130,7 +137,7 @@ class FinetunePanel(QWidget):
         for item in (QLabel("Image", self), row, self.fit_warning, QLabel("Classes", self), self.classes,
                      actions, self.progress, self.accept_button, self.next_button, self.annotated_label,
                      self.strip, self.status, self.suggested_next, views, self.suggestions, self.hint,
-                     self.form.native):
+                     self.form.native, QLabel("Fine-tuning curve", self), self.curve, self.heldout_label):
             if isinstance(item, QHBoxLayout):
                 layout.addLayout(item)
             else:
@@ -163,6 +170,7 @@ class FinetunePanel(QWidget):
         r.progress.connect(self.progress.set_progress)
         r.progress.connect(self._on_progress)
         r.preview.connect(self.previews.on_preview)
+        r.metric.connect(self._on_metric)
         self.previews.updated.connect(self.preview_updated.emit)
         self.previews.updated.connect(self._show_annotated)
         self.previews.failed.connect(self._on_failed)
@@ -364,6 +372,20 @@ class FinetunePanel(QWidget):
         if annotations is not None:
             self.viewer.layers.selection.active = annotations
 
+    def _on_metric(self, metric: api.Metric) -> None:
+        """Loss into the curve; a round's held-out check (the previous model on the slices painted since, scored
+        before it learns them) into the line under it: the honest measure of how good the model was."""
+        values = dict(metric.values)
+        if "heldout_dice" in values:
+            self.heldout.append((float(values["heldout_dice"]), int(values.get("heldout_slices", 0))))
+            last, n = self.heldout[-1]
+            earlier = ", ".join(f"{d:.2f}" for d, _ in self.heldout[:-1])
+            self.heldout_label.setText(
+                f"Check before this round: the previous model scored Dice {last:.2f} on the {n} slice(s) painted "
+                f"or accepted since it was trained (an accepted slice it predicted itself scores high)" + (f" (earlier rounds: {earlier})." if earlier else "."))
+        if "loss" in values:
+            self.curve.add(metric.step, {"loss": values["loss"]})
+
     def _on_ndisplay(self, *_: Any) -> None:
         """Keep the checkbox and the preview's drawing in step with the viewer's 2D/3D mode."""
         three_d = self.viewer.dims.ndisplay == 3
@@ -520,6 +542,7 @@ class FinetunePanel(QWidget):
             self._on_failed(f"Could not start fine-tuning: {exc}")
             return
         self._job_config = cfg
+        self.curve.clear()
         self.previews.begin(self.image)
         self.cancel_button.setEnabled(True)
         painted = annotated_slices(self.layer(tied.ANNOTATIONS).data)

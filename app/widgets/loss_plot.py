@@ -1,4 +1,5 @@
-"""Live loss curves of a pre-training run: one line per meta label and branch, conflict rate on the right.
+"""Live loss curves of a run: for pre-training one line per meta label and branch, conflict rate on the right;
+for a fine-tune its loss alone.
 
 The engine's Metric keys are ``<branch>/loss/<meta label>``, ``<branch>/conflict_rate`` and ``loss``;
 seeing each meta label's loss and how often their gradients conflict is what tells a user whether a
@@ -51,23 +52,25 @@ def figure_of(holder: dict[str, Any]) -> Any:
     return holder["figure"]
 
 
-def render(holder: dict[str, Any], series: Series, width_px: int, height_px: int) -> np.ndarray:
+def render(holder: dict[str, Any], series: Series, width_px: int, height_px: int,
+           conflict_axis: bool = True) -> np.ndarray:
     """Draw ``series`` into the holder's figure (Agg) and return its RGBA pixels; runs in a worker thread
     (one render at a time: the plot waits for one to return before it starts the next)."""
     figure = figure_of(holder)
     figure.set_size_inches(max(width_px, 200) / DPI, max(height_px, 150) / DPI)
     figure.clear()
     ax = figure.add_subplot(111)
-    ax_conflict = ax.twinx()
-    for axis in (ax, ax_conflict):
+    ax_conflict = ax.twinx() if conflict_axis else ax  # a fine-tune has no gradient conflicts to show
+    for axis in {ax, ax_conflict}:
         axis.set_facecolor(DARK_BG)
         axis.tick_params(colors=TEXT, labelsize=7)
         for spine in axis.spines.values():
             spine.set_color("#808080")
     ax.set_xlabel("step", color=TEXT, fontsize=8)
     ax.set_ylabel("loss", color=TEXT, fontsize=8)
-    ax_conflict.set_ylabel("conflict rate (dashed)", color="#ffb74d", fontsize=8)
-    ax_conflict.set_ylim(0, 1)
+    if conflict_axis:
+        ax_conflict.set_ylabel("conflict rate (dashed)", color="#ffb74d", fontsize=8)
+        ax_conflict.set_ylim(0, 1)
     lines = []
     for key in sorted(series):
         steps, ys = series[key]
@@ -91,13 +94,15 @@ class LossPlot(QWidget):
 
     rendered = Signal()
 
-    def __init__(self, parent: QWidget | None = None, redraw_ms: int = 500) -> None:
+    def __init__(self, parent: QWidget | None = None, redraw_ms: int = 500, conflict_axis: bool = True,
+                 min_height: int = 200) -> None:
         super().__init__(parent)
+        self.conflict_axis = conflict_axis
         self._figure: dict[str, Any] = {}  # {"figure": the Agg figure}, filled by the first render
         self.image = QLabel(self)
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.image.setMinimumHeight(200)
+        self.image.setMinimumHeight(min_height)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.image)
@@ -137,7 +142,7 @@ class LossPlot(QWidget):
         self._rendering, self._again = True, False
         snapshot = {k: (list(s), list(y)) for k, (s, y) in self.series.items()}
         size = self.image.size()
-        start_worker(render, self._figure, snapshot, size.width(), size.height(),
+        start_worker(render, self._figure, snapshot, size.width(), size.height(), self.conflict_axis,
                      _connect={"returned": self._show, "errored": self._on_error})
 
     def _show(self, rgba: np.ndarray) -> None:

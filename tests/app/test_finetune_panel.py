@@ -60,6 +60,9 @@ def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny
     assert preview is not None and preview.data.shape == annotations.data.shape
     assert previews and previews[-1].slices == [15] and previews[-1].masks[0].shape == annotations.data.shape[1:]
     assert panel.project.current_model() is not None
+    steps, losses = panel.curve.series["loss"]  # the fine-tuning curve in the panel
+    assert steps == sorted(steps) and steps[-1] == 4 and all(np.isfinite(losses))
+    assert not panel.heldout  # a first round has no earlier model to check
     assert panel.project.get("model_classes") == ["background", "liver"]
     saved = panel.project.annotation_path("example_ct_sm")
     assert saved.is_file() and json.loads(saved.with_name("example_ct_sm.labels.json").read_text())["1"] == "liver"
@@ -75,6 +78,10 @@ def test_painted_slices_fine_tune_into_a_preview(make_napari_viewer, qtbot, tiny
     config = json.loads(api.job_config_path("finetune", panel.project.job_dir("finetune")).read_text())
     assert config["init_model"] == str(first_model) and config["preview_slices"] == [10]
     assert panel.project.current_model() != first_model
+    # the second round checked the first model on the slice accepted since (its own prediction: Dice 1)
+    assert len(panel.heldout) == 1 and panel.heldout[0][1] == 1 and panel.heldout[0][0] > 0.99
+    assert "Dice 1.00" in panel.heldout_label.text()
+    assert panel.curve.series["loss"][0][0] == 1  # the curve restarted with the round
     panel.shutdown()
 
 
