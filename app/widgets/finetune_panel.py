@@ -382,7 +382,8 @@ class FinetunePanel(QWidget):
             earlier = ", ".join(f"{d:.2f}" for d, _ in self.heldout[:-1])
             self.heldout_label.setText(
                 f"Check before this round: the previous model scored Dice {last:.2f} on the {n} slice(s) painted "
-                f"or accepted since it was trained (an accepted slice it predicted itself scores high)" + (f" (earlier rounds: {earlier})." if earlier else "."))
+                "or accepted since it was trained (an accepted slice it predicted itself scores high)"
+                + (f"; earlier rounds: {earlier}." if earlier else "."))
         if "loss" in values:
             self.curve.add(metric.step, {"loss": values["loss"]})
 
