@@ -43,16 +43,44 @@ def shot(widget, name: str) -> None:
     print("saved", path)
 
 
-def plugin(work: Path) -> None:
-    os.environ["GCL_STUDIO_PROJECT"] = str(work / "project")
+def viewer_with_sample():
+    """napari at a laptop's size with the sample CT opened from File > Open Sample: (viewer, its Qt window)."""
     import napari
-    from gcl_app.widgets.slices import show_slice
 
     viewer = napari.Viewer(show=True, title="napari with GCL Studio")
     window = viewer.window._qt_window
     window.resize(*LAPTOP)
     menu(window, "File", "Open Sample", "Abdominal CT with reference labels (GCL Studio)")
     wait_until(lambda: "sample CT" in viewer.layers, 60, "the sample CT")
+    return viewer, window
+
+
+def annotate_panel(viewer, window):
+    """The Annotate panel from Plugins > GCL Studio, on the sample CT, with the classes background and liver."""
+    menu(window, "Plugins", "GCL Studio", "Annotate & fine-tune (GCL Studio)")
+    wait_until(lambda: "Annotate & fine-tune (GCL Studio)" in viewer.window.dock_widgets, 30, "the Annotate panel")
+    panel = viewer.window.dock_widgets["Annotate & fine-tune (GCL Studio)"]
+    panel.image_chooser.setCurrentText("sample CT")
+    panel.annotate_button.click()
+    panel.classes.set_names(["background", "liver"])
+    return panel
+
+
+def paint_liver(viewer, panel):
+    """What a user paints with the brush on the slices PAINTED, taken from the reference for the pictures."""
+    annotations = panel.layer("annotations")
+    reference = viewer.layers["reference labels"].data
+    for k in PAINTED:
+        annotations.data[k] = (reference[k] == LIVER).astype(annotations.data.dtype)
+    annotations.data = annotations.data
+    return annotations
+
+
+def plugin(work: Path) -> None:
+    os.environ["GCL_STUDIO_PROJECT"] = str(work / "project")
+    from gcl_app.widgets.slices import show_slice
+
+    viewer, window = viewer_with_sample()
 
     menu(window, "Plugins", "GCL Studio", "Data & pre-training (GCL Studio)")
     wait_until(lambda: "Data & pre-training (GCL Studio)" in viewer.window.dock_widgets, 30, "the Data panel")
@@ -70,17 +98,8 @@ def plugin(work: Path) -> None:
     data.scroll_area.ensureWidgetVisible(data.plot_note, 0, 0)  # the user scrolls down to the curves
     shot(window, "2_plugin_pretrained")
 
-    menu(window, "Plugins", "GCL Studio", "Annotate & fine-tune (GCL Studio)")
-    wait_until(lambda: "Annotate & fine-tune (GCL Studio)" in viewer.window.dock_widgets, 30, "the Annotate panel")
-    panel = viewer.window.dock_widgets["Annotate & fine-tune (GCL Studio)"]
-    panel.image_chooser.setCurrentText("sample CT")
-    panel.annotate_button.click()
-    panel.classes.set_names(["background", "liver"])
-    annotations = panel.layer("annotations")
-    reference = viewer.layers["reference labels"].data
-    for k in PAINTED:  # what a user paints with the brush, taken from the reference for the pictures
-        annotations.data[k] = (reference[k] == LIVER).astype(annotations.data.dtype)
-    annotations.data = annotations.data
+    panel = annotate_panel(viewer, window)
+    annotations = paint_liver(viewer, panel)
     show_slice(viewer, annotations, 15)
     shot(window, "3_plugin_painted")
     panel.form.steps.value = 40

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from first_hour_screenshots import LAPTOP, menu
+from first_hour_screenshots import annotate_panel, menu, viewer_with_sample
 from plugin_screenshots import settle, wait_until
 
 DOCS = Path(__file__).resolve().parent
@@ -22,17 +22,10 @@ DOCS = Path(__file__).resolve().parent
 
 def main() -> int:
     os.environ["GCL_STUDIO_PROJECT"] = str(Path(tempfile.mkdtemp(prefix="gcl_keys_")) / "project")
-    import napari
     from qtpy.QtWidgets import QApplication, QDialog, QTableWidget
 
-    viewer = napari.Viewer(show=True, title="napari with GCL Studio")
-    window = viewer.window._qt_window
-    window.resize(*LAPTOP)
-    menu(window, "File", "Open Sample", "Abdominal CT with reference labels (GCL Studio)")
-    wait_until(lambda: "sample CT" in viewer.layers, 60, "the sample CT")
-    menu(window, "Plugins", "GCL Studio", "Annotate & fine-tune (GCL Studio)")
-    wait_until(lambda: "Annotate & fine-tune (GCL Studio)" in viewer.window.dock_widgets, 30, "the Annotate panel")
-    panel = viewer.window.dock_widgets["Annotate & fine-tune (GCL Studio)"]
+    viewer, window = viewer_with_sample()
+    panel = annotate_panel(viewer, window)
     wait_until(lambda: panel.devices_known, 120, "the panel's device probe")  # torch imported, before closing
     menu(window, "File", "Preferences")
     dialogs: list = []

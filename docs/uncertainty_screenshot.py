@@ -15,33 +15,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from first_hour_screenshots import LAPTOP, menu, shot
-from plugin_screenshots import LIVER, PAINTED, wait_until
+from first_hour_screenshots import annotate_panel, paint_liver, shot, viewer_with_sample
+from plugin_screenshots import wait_until
 
 
 def main() -> int:
     os.environ["GCL_STUDIO_PROJECT"] = str(Path(tempfile.mkdtemp(prefix="gcl_uncertainty_")) / "project")
-    import napari
     from gcl_app.widgets import annotation_layers as tied
     from gcl_app.widgets.slices import show_slice
 
-    viewer = napari.Viewer(show=True, title="napari with GCL Studio")
-    window = viewer.window._qt_window
-    window.resize(*LAPTOP)
-    menu(window, "File", "Open Sample", "Abdominal CT with reference labels (GCL Studio)")
-    wait_until(lambda: "sample CT" in viewer.layers, 60, "the sample CT")
+    viewer, window = viewer_with_sample()
     viewer.layers["reference labels"].visible = False
-    menu(window, "Plugins", "GCL Studio", "Annotate & fine-tune (GCL Studio)")
-    wait_until(lambda: "Annotate & fine-tune (GCL Studio)" in viewer.window.dock_widgets, 30, "the Annotate panel")
-    panel = viewer.window.dock_widgets["Annotate & fine-tune (GCL Studio)"]
-    panel.image_chooser.setCurrentText("sample CT")
-    panel.annotate_button.click()
-    panel.classes.set_names(["background", "liver"])
-    annotations = panel.layer("annotations")
-    reference = viewer.layers["reference labels"].data
-    for k in PAINTED:  # what a user paints with the brush, taken from the reference for the picture
-        annotations.data[k] = (reference[k] == LIVER).astype(annotations.data.dtype)
-    annotations.data = annotations.data
+    panel = annotate_panel(viewer, window)
+    annotations = paint_liver(viewer, panel)
     panel.form.steps.value = 60
     updates: list[str] = []
     panel.preview_updated.connect(updates.append)

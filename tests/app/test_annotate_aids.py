@@ -9,12 +9,18 @@ from gcl_app.widgets.slices import current_slice, next_unannotated, show_slice
 from tests.app.test_finetune_panel import open_sample, paint_liver
 
 
-def test_two_painted_slices_show_the_interpolation_between_them_at_once(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
+def painted_with_a_guess(viewer, qtbot):
+    """The sample in the panel, three liver slices painted (8, 15, 22), the first guess between them shown."""
     panel = open_sample(viewer)
-    annotations = paint_liver(panel, viewer)  # slices 8, 15, 22
+    annotations = paint_liver(panel, viewer)
     panel._show_annotated()  # what the paint events' throttle calls
     qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)
+    return panel, annotations
+
+
+def test_two_painted_slices_show_the_interpolation_between_them_at_once(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    panel, annotations = painted_with_a_guess(viewer, qtbot)
     assert panel.previews.interpolated == set(range(9, 15)) | set(range(16, 22))
     assert "First guess" in panel.status.text() and "interpolation" in panel.status.text()
     preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
@@ -31,10 +37,7 @@ def test_two_painted_slices_show_the_interpolation_between_them_at_once(make_nap
 
 def test_accept_is_one_undo_step_and_the_undo_is_autosaved(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    panel = open_sample(viewer)
-    annotations = paint_liver(panel, viewer)
-    panel._show_annotated()
-    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)
+    panel, annotations = painted_with_a_guess(viewer, qtbot)
     preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
     guessed = np.array(preview.data[12])
     show_slice(viewer, annotations, 12)
@@ -59,10 +62,7 @@ def test_accept_is_one_undo_step_and_the_undo_is_autosaved(make_napari_viewer, q
 
 def test_the_guess_follows_new_paint_and_gives_way_to_the_network(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    panel = open_sample(viewer)
-    annotations = paint_liver(panel, viewer)
-    panel._show_annotated()
-    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)
+    panel, annotations = painted_with_a_guess(viewer, qtbot)
     annotations.data[12] = annotations.data[15]  # one more painted slice
     panel._show_annotated()
     qtbot.waitUntil(lambda: 12 not in panel.previews.interpolated, timeout=30_000)
@@ -120,10 +120,7 @@ def test_the_uncertainty_overlay_follows_the_toggle_and_the_model(make_napari_vi
 
 def test_the_3d_toggle_renders_the_preview_filled_and_follows_napari(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    panel = open_sample(viewer)
-    paint_liver(panel, viewer)
-    panel._show_annotated()
-    qtbot.waitUntil(lambda: bool(panel.previews.interpolated), timeout=30_000)  # a preview layer exists
+    panel, _ = painted_with_a_guess(viewer, qtbot)  # a preview layer exists
     preview = tied.find_layer(viewer, panel.image, tied.PREVIEW)
     assert preview.contour == tied.PREVIEW_CONTOUR
     panel.view_3d.setChecked(True)
