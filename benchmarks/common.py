@@ -27,6 +27,8 @@ SAMPLE_DATA = REPO / "resources" / "sample_data"
 OWN_FILES = ("common.py", "scan_speed.py", "pretrain_speed.py", "inference_speed.py", "finetune_latency.py",
              "ui_responsiveness.py", "stall_monitor.py", "inference_clinical.py", "threads_under_load.py",
              "run_all.py")
+SAMPLE_CT = SAMPLE_DATA / "scans" / "example_ct_sm.nii.gz"  # the bundled abdominal CT and its 118 classes
+SAMPLE_LABELS = SAMPLE_DATA / "labels" / "example_seg.nii.gz"
 DEFAULT_DATA = Path(os.environ.get("GCL_BENCH_DATA", Path.home() / ".cache/gcl-studio/bench-data")) / "volumes"
 
 
@@ -280,3 +282,12 @@ class Report:
                                                           encoding="utf-8")
             print(f"wrote {out / (self.name + suffix)}.md and .json")
         return text
+
+
+def run_gcl(args: list[str]) -> float:
+    """``gcl ARGS`` in a child interpreter (what a user runs); its wall time in seconds, or its stderr's end."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "gcl_engine.cli", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gcl {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return time.perf_counter() - t0

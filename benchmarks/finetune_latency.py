@@ -22,10 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SAMPLE_DATA, Report, base_parser, be_nice, markdown_table, median
-
-SAMPLE_CT = SAMPLE_DATA / "scans" / "example_ct_sm.nii.gz"
-SAMPLE_LABELS = SAMPLE_DATA / "labels" / "example_seg.nii.gz"
+from common import SAMPLE_CT, SAMPLE_LABELS, Report, base_parser, be_nice, markdown_table, median
 
 
 def _config(spec: dict, preview_every: int, out: Path, threads: int | None = None):

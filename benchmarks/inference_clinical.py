@@ -30,10 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, SAMPLE_DATA, Report, base_parser, be_nice, child_reply, markdown_table, peak_rss_mb, run_child
+from common import (
+    REPO,
+    SAMPLE_CT,
+    SAMPLE_LABELS,
+    Report,
+    base_parser,
+    be_nice,
+    child_reply,
+    markdown_table,
+    peak_rss_mb,
+    run_child,
+    run_gcl,
+)
 
-SAMPLE_CT = SAMPLE_DATA / "scans" / "example_ct_sm.nii.gz"
-SAMPLE_LABELS = SAMPLE_DATA / "labels" / "example_seg.nii.gz"
 PATHS = ("before", "probabilities", "labels")
 
 
@@ -91,14 +101,6 @@ def child_predict(spec: dict) -> None:
                  "providers": seg.backend.providers})
 
 
-def _cli(args: list[str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "gcl_engine.cli", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"gcl {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     p = base_parser(__doc__.split("\n")[0])
     p.add_argument("--shape", default="512,512,300", help="x,y,z voxels of the clinical CT")
@@ -149,9 +151,9 @@ def main() -> None:
             cfg = {"image": str(SAMPLE_CT), "labels": str(SAMPLE_LABELS if classes == 118 else labels7),
                    "out": str(model), "device": "cpu", "preprocess": {"size": args.size}}
             (work / f"ft{classes}.json").write_text(json.dumps(cfg), encoding="utf-8")
-            ft_s = _cli(["finetune", "--config", str(work / f"ft{classes}.json"), "--steps",
-                         str(args.finetune_steps), "--slices", "5,15,25"])
-            _cli(["export-onnx", "--model", str(model), "--out", str(onnx)])
+            ft_s = run_gcl(["finetune", "--config", str(work / f"ft{classes}.json"), "--steps",
+                            str(args.finetune_steps), "--slices", "5,15,25"])
+            run_gcl(["export-onnx", "--model", str(model), "--out", str(onnx)])
             prep.append([classes, ft_s])
             results = {}
             for path in paths:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,9 @@ from pathlib import Path
 
 from common import (
     DEFAULT_DATA,
+    SAMPLE_CT,
     SAMPLE_DATA,
+    SAMPLE_LABELS,
     Report,
     base_parser,
     be_nice,
@@ -32,11 +33,10 @@ from common import (
     markdown_table,
     peak_rss_mb,
     run_child,
+    run_gcl,
     time_call,
 )
 
-SAMPLE_CT = SAMPLE_DATA / "scans" / "example_ct_sm.nii.gz"
-SAMPLE_LABELS = SAMPLE_DATA / "labels" / "example_seg.nii.gz"
 BIG = {
     "dicom_ct": [DEFAULT_DATA / "totalseg" / "example_ct_dicom", SAMPLE_DATA / "scans" / "ct_dicom"],
     "icbm": [DEFAULT_DATA / "nilearn_icbm" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"],
@@ -98,14 +98,6 @@ def _save_labels(spec: dict, path, labels) -> str:
     return str(target)
 
 
-def _cli(args: list[str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "gcl_engine.cli", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"gcl {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     p = base_parser(__doc__.split("\n")[0])
     p.add_argument("--sizes", default="128,256")
@@ -148,9 +140,9 @@ def main() -> None:
             model, onnx = work / f"model{size}.pt", work / f"model{size}.onnx"
             cfg_path.write_text(json.dumps({"image": str(SAMPLE_CT), "labels": str(SAMPLE_LABELS), "out": str(model),
                                             "device": "cpu", "preprocess": {"size": size}}), encoding="utf-8")
-            ft_s = _cli(["finetune", "--config", str(cfg_path), "--steps", str(args.finetune_steps),
+            ft_s = run_gcl(["finetune", "--config", str(cfg_path), "--steps", str(args.finetune_steps),
                          "--slices", "5,15,25"])
-            ex_s = _cli(["export-onnx", "--model", str(model), "--out", str(onnx)])
+            ex_s = run_gcl(["export-onnx", "--model", str(model), "--out", str(onnx)])
             prep_rows.append([size, ft_s, ex_s, model.stat().st_size / 1e6, onnx.stat().st_size / 1e6])
             per_backend = {}
             for backend, path in (("torch", model), ("onnxruntime", onnx)):

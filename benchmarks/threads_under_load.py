@@ -29,7 +29,9 @@ from pathlib import Path
 
 from common import (
     DEFAULT_DATA,
+    SAMPLE_CT,
     SAMPLE_DATA,
+    SAMPLE_LABELS,
     Report,
     base_parser,
     be_nice,
@@ -39,8 +41,6 @@ from common import (
     run_child,
 )
 
-SAMPLE_CT = SAMPLE_DATA / "scans" / "example_ct_sm.nii.gz"
-SAMPLE_LABELS = SAMPLE_DATA / "labels" / "example_seg.nii.gz"
 BIG = [DEFAULT_DATA / "totalseg" / "example_ct_dicom", SAMPLE_DATA / "scans" / "ct_dicom"]
 PRESET = {"preprocess": {"size": 64}, "model": {"base_channels": 8, "levels": 4}}
 
