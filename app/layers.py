@@ -20,7 +20,8 @@ from gcl_engine import api
 GEOMETRY_KEY = "gcl_geometry"
 META_KEY = "gcl_meta"
 NAMES_KEY = "gcl_label_names"
-ROLE_KEY = "gcl_role"  # "image", "annotations", "preview", "prediction", "labels"
+ROLE_KEY = "gcl_role"  # "image", "annotations", "preview", "prediction", "labels", "uncertainty"
+UNCERTAINTY_ROLE = "uncertainty"  # an image layer derived from a scan: never offered as a scan itself
 # VolumeMeta fields safe to keep on a layer (the engine already hashed the subject; no raw identifiers)
 META_FIELDS = ("source", "volume_id", "modality", "series", "subject_hash", "time_index", "n_time_points",
                "extra", "slice_phase")

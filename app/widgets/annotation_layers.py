@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from gcl_app.layers import META_KEY, NAMES_KEY, ROLE_KEY, layer_affine
+from gcl_app.layers import META_KEY, NAMES_KEY, ROLE_KEY, UNCERTAINTY_ROLE, layer_affine
 from napari.utils.colormaps import DirectLabelColormap
 
 ANNOTATIONS = "annotations"
 PREVIEW = "preview"
-UNCERTAINTY = "uncertainty"  # an image layer (not labels): the model's per-voxel entropy, 0 sure .. 1 uniform
+UNCERTAINTY = UNCERTAINTY_ROLE  # an image layer (not labels): the model's per-voxel entropy, 0 sure .. 1 uniform
 PREVIEW_CONTOUR = 2  # pixels of outline a preview is drawn with
 
 

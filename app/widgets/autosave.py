@@ -25,7 +25,7 @@ class Autosaver(QObject):
 
     saved = Signal(object)  # Path
     failed = Signal(str)
-    edited = Signal()  # an undo or redo changed the layer (napari emits no paint event for those)
+    edited = Signal()  # the layer moved along its edit history: a stroke, an undo or a redo (no paint event for those)
 
     def __init__(self, interval_s: float, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from gcl_app.layers import ROLE_KEY, UNCERTAINTY_ROLE
 from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QWidget
 from superqt.utils import create_worker
@@ -223,4 +224,4 @@ def _derived(layer: Any) -> bool:
     """A layer GCL Studio derived from a scan that is not itself something to annotate or export: the model's
     uncertainty map (an image layer, so it would otherwise be offered as a scan)."""
     metadata = getattr(layer, "metadata", None) or {}
-    return metadata.get("gcl_role") == "uncertainty"
+    return metadata.get(ROLE_KEY) == UNCERTAINTY_ROLE

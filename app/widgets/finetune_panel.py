@@ -165,7 +165,7 @@ class FinetunePanel(QWidget):
         self.form.opacity.changed.connect(self._set_opacity)
         self.autosaver.saved.connect(lambda p: self.status.info(f"annotations saved: {Path(p).name}"))
         self.autosaver.failed.connect(lambda m: self.status.error(f"autosave failed: {m}"))
-        self.autosaver.edited.connect(self._after_undo_or_redo)
+        self.autosaver.edited.connect(self._after_history_move)
         r = self.runner
         r.progress.connect(self.progress.set_progress)
         r.progress.connect(self._on_progress)
@@ -311,8 +311,9 @@ class FinetunePanel(QWidget):
             self.strip.set_states(slice_states(chosen.data.shape[0], set(done), set(), set())
                                   if chosen is not None and chosen.ndim == 3 else [], None)
 
-    def _after_undo_or_redo(self) -> None:
-        """Ctrl-Z / Ctrl-Shift-Z emit no paint event: redraw the strip and the preview's hidden slices."""
+    def _after_history_move(self) -> None:
+        """Redraw the strip and the preview's hidden slices: Ctrl-Z / Ctrl-Shift-Z emit no paint event (a stroke,
+        which does, only asks the same throttle again)."""
         if self._annotated_throttle is not None:
             self._annotated_throttle.request()
 
@@ -426,7 +427,7 @@ class FinetunePanel(QWidget):
         if preview is not None:
             preview.visible = not preview.visible
             self.status.info(f"Preview {'shown' if preview.visible else 'hidden'} "
-                             f"({SHORTCUTS['toggle_preview']} toggles it).")
+                             f"({panel_actions.current_key('toggle_preview') or 'no key'} toggles it).")
 
     # --- actions ----------------------------------------------------------------------------
 
